@@ -1,0 +1,1 @@
+"""Producers: everything that puts order work on the queue."""

@@ -1,0 +1,1 @@
+"""Readers that turn store exports into validated orders."""

@@ -1,0 +1,50 @@
+"""Every knob of keap-orders, read from the environment or `.env` (see deploy/.env.example)."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    # Keap
+    keap_base_url: str = Field(
+        "https://api.infusionsoft.com/crm",
+        description="Keap API root; paths /rest/v2/... are appended. The sandbox is http://127.0.0.1:PORT/crm.",
+    )
+    keap_api_key: SecretStr | None = Field(None, description="Service account key or personal access token.")
+    keap_access_token: SecretStr | None = Field(None, description="OAuth access token (instead of an API key).")
+    keap_timeout_seconds: float = Field(30.0, description="Read timeout of one Keap call.")
+    external_id_field_label: str = Field(
+        "External Order ID", description="Label of the order custom field that holds the external order id."
+    )
+
+    # Redis / Celery
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Broker, result backend and ledger.")
+    key_prefix: str = Field("keap-orders", description="Prefix of every Redis key the ledger and caches write.")
+    live_queue: str = Field("keap.live", description="Queue of the live lane (served first).")
+    backfill_queue: str = Field("keap.backfill", description="Queue of the backfill lane.")
+    visibility_timeout_seconds: int = Field(
+        3600, description="Redis broker visibility timeout; retry countdowns stay below it."
+    )
+    max_retries: int = Field(8, description="Retries of one step for transient errors before it fails.")
+    retry_backoff_cap_seconds: int = Field(600, description="Upper bound of one retry countdown.")
+
+    # Rate limit shared by all workers (per Keap credential)
+    rate_limits: str = Field(
+        "",
+        description="Override of the Keap limits, e.g. '5/s,240/min,30000/day'. Empty: from the credential type.",
+    )
+
+    # Backfill
+    backfill_window: int = Field(200, description="At most this many backfill orders in flight at once.")
+
+    sentry_dsn: SecretStr | None = Field(None, description="Sentry DSN; errors are reported without customer data.")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

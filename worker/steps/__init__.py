@@ -1,0 +1,1 @@
+"""The order steps: business logic given a KeapClient and a Ledger, no Celery."""
