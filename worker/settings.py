@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     external_id_field_label: str = Field(
         "External Order ID", description="Label of the order custom field that holds the external order id."
     )
+    create_missing_custom_fields: bool = Field(
+        True, description="Create order custom fields (TEXT) for labels Keap does not have yet."
+    )
 
     # Redis / Celery
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Broker, result backend and ledger.")
@@ -36,7 +39,8 @@ class Settings(BaseSettings):
     # Rate limit shared by all workers (per Keap credential)
     rate_limits: str = Field(
         "",
-        description="Override of the Keap limits, e.g. '5/s,240/min,30000/day'. Empty: from the credential type.",
+        description="Keap limits shared by all workers, e.g. '5/s,240/min,30000/day' or a profile (oauth, sak). "
+        "Empty: from the credential type (API key: sak, OAuth token: oauth).",
     )
 
     # Backfill

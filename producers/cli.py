@@ -1,0 +1,136 @@
+"""The `keap-orders` command: sandbox, demo, backfill, schema, and the operator's status/failed/retry."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from worker.messages import OrderInvalid
+
+STEP_NAMES = ("create_order", "add_items", "record_payment", "set_custom_fields", "create_subscription")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Import complete orders into Keap, exactly once, through Celery workers."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8700, show_default=True, type=int)
+@click.option("--api-key", default="KeapAK-sandbox-key", show_default=True, help="The X-Keap-API-Key it accepts.")
+@click.option("--limits", default="oauth", show_default=True, help="oauth, sak, off, or e.g. '20/s,600/min,5000/day'.")
+@click.option("--latency-ms", default=0, show_default=True, type=int, help="Added to every API answer.")
+@click.option("--seed", default=None, type=int, help="Seed for reproducible faults.")
+@click.option("--data", default=None, type=click.Path(exists=True, dir_okay=False), help="Seed data JSON file.")
+def sandbox(host, port, api_key, limits, latency_ms, seed, data) -> None:
+    """Run the local Keap sandbox until interrupted."""
+    from sandbox.server import run
+
+    run(host=host, port=port, api_key=api_key, limits=limits, latency_ms=latency_ms, seed=seed, data=data)
+
+
+@main.command()
+@click.option("--orders", "orders_file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Orders to import (default: examples/orders.jsonl).")
+def demo(orders_file) -> None:
+    """Sandbox + worker + backfill of the example orders, then a summary. Needs only Redis."""
+    from producers.demo import run_demo
+
+    sys.exit(run_demo(Path(orders_file) if orders_file else None))
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default=None,
+              help="Default: from the file name (.csv is CSV, anything else JSONL).")
+@click.option("--wait", is_flag=True, help="Wait until every order has finished; exit 0 only if all valid ones are done.")
+@click.option("--dry-run", is_flag=True, help="Validate and resolve SKUs and plans against Keap; write nothing.")
+@click.option("--report", type=click.Path(dir_okay=False, writable=True), help="Also write row errors and failures here.")
+@click.option("--window", type=int, default=None, help="Orders in flight at most (default: BACKFILL_WINDOW).")
+def backfill(file, fmt, wait, dry_run, report, window) -> None:
+    """Import a store export (JSONL or CSV) on the backfill lane."""
+    from producers import backfill as bf
+    from producers.enqueue import default_ledger
+    from worker.settings import get_settings
+
+    if dry_run:
+        from worker.tasks import context
+
+        ok, bad = bf.dry_run(file, fmt, context().keap)
+        click.echo(f"dry run: {ok} orders ready, {bad} with problems; nothing was written to Keap")
+        sys.exit(1 if bad else 0)
+    report_fh = open(report, "w", encoding="utf-8") if report else None
+    try:
+        job = bf.Backfill(default_ledger(), window=window or get_settings().backfill_window, report=report_fh)
+        progress = job.run(file, fmt, wait=wait)
+    finally:
+        if report_fh:
+            report_fh.close()
+    click.echo(summary(progress, wait))
+    sys.exit(0 if not wait or (progress.done == progress.valid and not progress.failed) else 1)
+
+
+def summary(progress, waited: bool) -> str:
+    lines = [f"orders in file: {progress.total}", f"invalid rows:   {progress.invalid}",
+             f"done:           {progress.done} ({progress.skipped} already done before this run)",
+             f"failed:         {progress.failed}"]
+    if not waited:
+        lines.append(f"in flight:      {len(progress.in_flight)} (follow with `keap-orders status ID`)")
+    return "\n".join(lines)
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of one order message."""
+    from worker.messages import order_json_schema
+
+    click.echo(json.dumps(order_json_schema(), indent=2))
+
+
+@main.command()
+@click.argument("external_id")
+def status(external_id) -> None:
+    """Show one order: status, current or failed step, error, Keap ids."""
+    from producers.enqueue import default_ledger
+
+    state = default_ledger().get(external_id)
+    if state is None:
+        raise click.ClickException(f"order {external_id}: not in the ledger")
+    click.echo(json.dumps(state.as_dict(), indent=2, default=str))
+
+
+@main.command()
+@click.option("--limit", default=50, show_default=True)
+def failed(limit) -> None:
+    """List failed orders with the step and the reason."""
+    from producers.enqueue import default_ledger
+
+    ledger = default_ledger()
+    ids = ledger.ids_with_status("failed", limit)
+    for ext in ids:
+        state = ledger.get(ext)
+        click.echo(f"{ext}\t{state.error_step}\t{state.error}")
+    click.echo(f"{ledger.count('failed')} failed order(s)", err=True)
+
+
+@main.command()
+@click.argument("external_id")
+@click.option("--from-step", type=click.Choice(STEP_NAMES), default=None, help="Default: the step that failed.")
+@click.option("--file", "fixed", type=click.File("r"), default=None, help="A corrected order (JSON) to use instead.")
+@click.option("--lane", type=click.Choice(["live", "backfill"]), default=None)
+def retry(external_id, from_step, fixed, lane) -> None:
+    """Retry an order from the step that failed (work already done in Keap is not repeated)."""
+    from producers.enqueue import retry_order
+
+    try:
+        result = retry_order(external_id, from_step=from_step, order=json.load(fixed) if fixed else None, lane=lane)
+    except (LookupError, ValueError, OrderInvalid) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"order {result.external_id}: {result.status}")
+
+
+if __name__ == "__main__":
+    main()
