@@ -1,0 +1,101 @@
+"""Keap credentials for requests (service account key / PAT, OAuth bearer) and the OAuth2 token calls."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import requests
+from requests.auth import AuthBase, HTTPBasicAuth
+
+from worker.keap.errors import (
+    KeapAuthError,
+    KeapOutcomeUnknown,
+    error_from_exception,
+    error_from_response,
+    keap_message,
+)
+from worker.keap.quota import RateLimits
+
+log = logging.getLogger(__name__)
+
+_TOKEN_TIMEOUT = (5.0, 30.0)
+
+
+class ApiKeyAuth(AuthBase):
+    """A Keap service account key or personal access token, sent as `X-Keap-API-Key`."""
+
+    def __init__(self, key: str) -> None:
+        if not key or not key.strip():
+            raise ValueError("empty Keap API key: set KEAP_API_KEY to a service account key or personal access token")
+        self._key = key.strip()
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["X-Keap-API-Key"] = self._key
+        return request
+
+    def __repr__(self) -> str:
+        return "ApiKeyAuth(<hidden>)"
+
+
+class BearerAuth(AuthBase):
+    """An OAuth access token, asked from `token_provider` on every request so a rotated token is used at once."""
+
+    def __init__(self, token_provider: Callable[[], str]) -> None:
+        self._token_provider = token_provider
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        token = self._token_provider()
+        if not token:
+            raise KeapAuthError("no Keap OAuth access token available: authorize the app (exchange_code) first")
+        request.headers["Authorization"] = f"Bearer {token}"
+        return request
+
+    def __repr__(self) -> str:
+        return "BearerAuth(<hidden>)"
+
+
+def exchange_code(token_url: str, client_id: str, client_secret: str, code: str, redirect_uri: str,
+                  session: requests.Session | None = None) -> dict:
+    """Trade an authorization code for {access_token, refresh_token, expires_in, ...}."""
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
+    return _token_call(token_url, client_id, client_secret, form, session, "authorization code")
+
+
+def refresh_token(token_url: str, client_id: str, client_secret: str, refresh_token: str,
+                  session: requests.Session | None = None) -> dict:
+    """Rotate tokens: Keap returns a new refresh token and invalidates the one sent, so persist the answer."""
+    form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    return _token_call(token_url, client_id, client_secret, form, session, "refresh token")
+
+
+def _token_call(token_url: str, client_id: str, client_secret: str, form: dict[str, str],
+                session: requests.Session | None, what: str) -> dict:
+    # Client credentials go in HTTP Basic, the grant in a form body (Keap's token endpoint; RFC 6749 §2.3.1).
+    where = "POST /token"
+    try:
+        response = (session or requests).post(token_url, data=form, auth=HTTPBasicAuth(client_id, client_secret),
+                                              headers={"Accept": "application/json"}, timeout=_TOKEN_TIMEOUT,
+                                              allow_redirects=False)
+    except requests.RequestException as exc:
+        # A lost answer to a refresh may mean the refresh token was already rotated: OutcomeUnknown says so.
+        raise error_from_exception(exc, "POST", "/token") from None
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = response.text
+    limits = RateLimits.from_headers(response.headers)
+    log.debug("keap %s -> %s", where, response.status_code)
+    if response.status_code in (400, 401, 403):
+        # Keap answers a used, expired or unknown grant with 400 invalid_grant: only a new authorization helps.
+        raise KeapAuthError(f"Keap refused the {what} (HTTP {response.status_code}, {where}): "
+                            f"{keap_message(body) or 'no reason given'}; check the client id/secret, or re-authorize "
+                            "the app", status=response.status_code, limits=limits, body=body)
+    if not 200 <= response.status_code < 300:
+        raise error_from_response(response.status_code, body, limits, method="POST", path="/token")
+    if not isinstance(body, dict) or not body.get("access_token"):
+        # The grant may have been consumed (a refresh token rotated) although no usable token came back.
+        raise KeapOutcomeUnknown(f"Keap's token endpoint answered HTTP {response.status_code} without an "
+                                 "access_token; the grant may have been used up", status=response.status_code,
+                                 limits=limits)
+    return body

@@ -1,0 +1,216 @@
+"""KeapClient: Keap REST v2 over a requests.Session, one HTTP call per method; no sleeping, no retries but connects."""
+from __future__ import annotations
+
+import json as jsonlib
+import logging
+import re
+from collections.abc import Callable, Iterator, Mapping
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from worker.keap.errors import (
+    WRITE_METHODS,
+    KeapOutcomeUnknown,
+    KeapPermanentError,
+    KeapTransientError,
+    error_from_exception,
+    error_from_response,
+)
+from worker.keap.quota import RateLimits
+
+log = logging.getLogger(__name__)
+
+OnResponse = Callable[[str, str, int, "RateLimits | None"], None]
+
+_CENTS = Decimal("0.01")
+# Below 10**13 a 2-decimal amount has at most 15 significant digits, so the double Keap parses is the exact cents.
+_MAX_MONEY = Decimal(10) ** 13
+# ISO 4217 minor units that are not 2 (CurrencyValue.amount is "in the smallest currency unit").
+_MINOR_UNITS = {**dict.fromkeys("BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split(), 0),
+                **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3)}
+_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class Resource:
+    """Base of the per-resource classes (contacts, products, orders, subscriptions): they call through one client."""
+
+    def __init__(self, client: KeapClient) -> None:
+        self._client = client
+
+
+class KeapClient:
+    """Sends calls, maps failures to KeapError (see errors.py); `contacts`, `products`, ... name the calls."""
+
+    def __init__(self, base_url: str, auth: requests.auth.AuthBase, session: requests.Session | None = None,
+                 timeout: float | tuple[float, float] = (5.0, 30.0), on_response: OnResponse | None = None) -> None:
+        # Imported here: the resource modules import Resource and the filter/money helpers from this module.
+        from worker.keap.contacts import Contacts
+        from worker.keap.orders import Orders
+        from worker.keap.products import Products
+        from worker.keap.subscriptions import Subscriptions
+
+        self.base_url = base_url.rstrip("/")
+        self.auth = auth
+        self.session = session or requests.Session()
+        self.timeout = timeout
+        self.on_response = on_response
+        self.last_limits: RateLimits | None = None
+        self.calls = 0
+        self.page_size = 1000  # per page of list calls (Keap's maximum); lower it to exercise paging in tests
+        self._mount_connect_retry()
+        self.contacts = Contacts(self)
+        self.products = Products(self)
+        self.orders = Orders(self)
+        self.subscriptions = Subscriptions(self)
+
+    def __repr__(self) -> str:
+        return f"KeapClient({self.base_url!r}, auth={self.auth!r})"
+
+    def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None,
+                path_params: Mapping[str, Any] | None = None) -> Any:
+        """Send one call; `path` is relative to /rest (e.g. "/v2/orders/{order_id}", filled from path_params).
+
+        Returns the parsed JSON (None for an empty answer); raises a KeapError for anything but a 2xx.
+        """
+        method = method.upper()
+        url = self.base_url + "/rest" + path.format(
+            **{name: quote(str(value), safe="") for name, value in (path_params or {}).items()})
+        headers = {"Accept": "application/json"}
+        data = None
+        if json is not None:
+            data = jsonlib.dumps(to_wire(json), separators=(",", ":"), allow_nan=False).encode()
+            headers["Content-Type"] = "application/json"
+        query = {name: value for name, value in (params or {}).items() if value is not None}
+        self.calls += 1
+        try:
+            response = self.session.request(method, url, params=query, data=data, headers=headers, auth=self.auth,
+                                            timeout=self.timeout, allow_redirects=False)
+        except requests.RequestException as exc:
+            log.debug("keap %s %s failed: %s", method, path, type(exc).__name__)
+            # from None: the requests exception text holds the URL, whose query may carry an email.
+            raise error_from_exception(exc, method, path) from None
+        limits = RateLimits.from_headers(response.headers)
+        self.last_limits = limits
+        log.debug("keap %s %s -> %s", method, path, response.status_code)
+        if self.on_response is not None:
+            self.on_response(method, path, response.status_code, limits)
+        body, parsed = _parse(response)
+        if not 200 <= response.status_code < 300:
+            raise error_from_response(response.status_code, body, limits, method=method, path=path)
+        if not parsed:
+            error = KeapOutcomeUnknown if method in WRITE_METHODS else KeapTransientError
+            raise error(f"Keap answered {method} {path} with HTTP {response.status_code} and a body that is not "
+                        "JSON", status=response.status_code, limits=limits, body=body)
+        return body
+
+    def list_page(self, path: str, items_key: str, *, path_params: Mapping[str, Any] | None = None,
+                  filter: str | None = None, page_size: int | None = None, page_token: str | None = None,
+                  order_by: str | None = None) -> tuple[list, str | None]:
+        """One page of a v2 list: (items, next_page_token or None)."""
+        params = {"filter": filter, "page_size": page_size or self.page_size, "page_token": page_token,
+                  "order_by": order_by}
+        body = self.request("GET", path, params=params, path_params=path_params) or {}
+        return list(body.get(items_key) or []), body.get("next_page_token") or None
+
+    def iter_items(self, path: str, items_key: str, **page_args: Any) -> Iterator[dict]:
+        """Every item of a v2 list, page after page."""
+        token, seen = None, set()
+        while True:
+            items, token = self.list_page(path, items_key, page_token=token, **page_args)
+            yield from items
+            if not token or not items:
+                return
+            if token in seen:
+                raise KeapPermanentError(f"Keap repeated a page token for GET {path}; stopped to avoid a loop")
+            seen.add(token)
+
+    def _mount_connect_retry(self) -> None:
+        # Only connect errors are retried: then nothing was sent. No read/status retries, no backoff sleep.
+        parts = urlsplit(self.base_url)
+        prefix = f"{parts.scheme}://{parts.netloc}/"
+        if prefix not in self.session.adapters:
+            retry = Retry(total=None, connect=2, read=0, status=0, other=0, redirect=0, backoff_factor=0,
+                          raise_on_status=False)
+            self.session.mount(prefix, HTTPAdapter(max_retries=retry))
+
+
+def to_wire(value: Any) -> Any:
+    """Our values → Keap JSON: drop None-valued keys, Decimal → exact-cents number, datetime → ISO-8601 UTC."""
+    if isinstance(value, Mapping):
+        return {key: to_wire(item) for key, item in value.items() if item is not None}
+    if isinstance(value, (list, tuple)):
+        return [to_wire(item) for item in value]
+    if isinstance(value, Decimal):
+        return _money_number(value)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime in a Keap request: give it a time zone (Keap reads ISO-8601 with offset)")
+        text = value.astimezone(timezone.utc).isoformat(timespec="milliseconds" if value.microsecond else "seconds")
+        return text.replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def _money_number(amount: Decimal) -> float:
+    if not amount.is_finite() or abs(amount) >= _MAX_MONEY:
+        raise ValueError(f"money amount {amount} is not a finite amount below {_MAX_MONEY:,}")
+    if amount != amount.quantize(_CENTS):
+        raise ValueError(f"money amount {amount} has more than 2 decimals; Keap stores exact cents, round it first")
+    return float(amount) + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
+def cents(amount: Decimal) -> int:
+    """A Decimal amount as an integer number of cents (for the fields Keap takes in the smallest unit)."""
+    _money_number(amount)  # the same checks as on the wire: finite, at most 2 decimals
+    return int(amount.quantize(_CENTS).scaleb(2))
+
+
+def money(cv: Mapping[str, Any]) -> Decimal:
+    """A Keap CurrencyValue ({"amount": smallest units, "currency_code": ...}) as an exact Decimal."""
+    amount = cv.get("amount") if isinstance(cv, Mapping) else None
+    if isinstance(amount, bool) or not isinstance(amount, (int, str)) or not str(amount).lstrip("-").isdigit():
+        raise ValueError(f"not a Keap CurrencyValue with an integer amount: {cv!r}")
+    return Decimal(int(amount)).scaleb(-_MINOR_UNITS.get(str(cv.get("currency_code") or "").upper(), 2))
+
+
+def build_filter(clauses: Mapping[str, Any]) -> str | None:
+    """Keap's `filter` parameter: `field==value` clauses joined by `;` (requests URL-encodes it); None if empty.
+
+    Keap documents no escaping, so values that would change the filter's meaning are refused: `;` (clause
+    separator), `==` (operator) and a trailing `*` (wildcard — every lookup here is an exact match).
+    """
+    parts = []
+    for field, value in clauses.items():
+        if value is None:
+            continue
+        if not _FIELD.fullmatch(field):
+            raise ValueError(f"{field!r} is not a Keap filter field name")
+        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        # The value itself is not quoted in these messages: it may be an email.
+        if not text.strip():
+            raise ValueError(f"empty value for Keap filter field {field!r}")
+        if ";" in text or "==" in text:
+            raise ValueError(f"value for Keap filter field {field!r} contains ';' or '==', which Keap's filter "
+                             "syntax cannot escape; such a value cannot be searched for")
+        if text.endswith("*"):
+            raise ValueError(f"value for Keap filter field {field!r} ends with '*', Keap's wildcard; exact "
+                             "lookups cannot search for it")
+        parts.append(f"{field}=={text}")
+    return ";".join(parts) or None
+
+
+def _parse(response: requests.Response) -> tuple[Any, bool]:
+    """(body, is_json): JSON when it parses, else the text; an empty body is (None, True)."""
+    if not response.content:
+        return None, True
+    try:
+        return response.json(), True
+    except ValueError:
+        return response.text, False

@@ -1,0 +1,29 @@
+"""Keap contacts: find by email, create (optionally deduplicated by Keap), read, update, payment methods."""
+from __future__ import annotations
+
+from worker.keap.client import Resource, build_filter
+
+
+class Contacts(Resource):
+    def find_by_email(self, email: str) -> dict | None:
+        """The oldest contact with this email (exact match), or None."""
+        contacts, _ = self._client.list_page("/v2/contacts", "contacts", filter=build_filter({"email": email}),
+                                             page_size=1, order_by="id asc")
+        return contacts[0] if contacts else None
+
+    def create(self, body: dict, duplicate_option: str | None = None) -> dict:
+        """Create a contact; with duplicate_option ("Email", ...) Keap updates the match instead (200, not 201)."""
+        return self._client.request("POST", "/v2/contacts", params={"duplicate_option": duplicate_option},
+                                    json=body)
+
+    def get(self, contact_id: str) -> dict:
+        return self._client.request("GET", "/v2/contacts/{contact_id}", path_params={"contact_id": contact_id})
+
+    def update(self, contact_id: str, body: dict, update_mask: list[str] | None = None) -> dict:
+        """PATCH a contact; with update_mask only those properties change (lists are replaced, not merged)."""
+        return self._client.request("PATCH", "/v2/contacts/{contact_id}", path_params={"contact_id": contact_id},
+                                    params={"update_mask": update_mask}, json=body)
+
+    def list_payment_methods(self, contact_id: str) -> list[dict]:
+        return list(self._client.iter_items("/v2/contacts/{contact_id}/paymentMethods", "records",
+                                            path_params={"contact_id": contact_id}))
