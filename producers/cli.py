@@ -1,4 +1,4 @@
-"""The `keap-orders` command: sandbox, demo, backfill, schema, and the operator's status/failed/retry."""
+"""The `keap-orders` command: sandbox, demo, backfill, verify, schema, and the operator's status/failed/retry."""
 from __future__ import annotations
 
 import json
@@ -80,6 +80,23 @@ def summary(progress, waited: bool) -> str:
     if not waited:
         lines.append(f"in flight:      {len(progress.in_flight)} (follow with `keap-orders status ID`)")
     return "\n".join(lines)
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default=None)
+def verify(file, fmt) -> None:
+    """Read the imported orders of FILE back from Keap and report every difference (read-only)."""
+    from producers.enqueue import default_ledger
+    from producers.verify import verify_file
+    from worker.tasks import context
+
+    ctx = context()
+    checked, problems = verify_file(file, fmt, ctx.keap, default_ledger(), ctx.external_id_label)
+    for problem in problems:
+        click.echo(problem)
+    click.echo(f"verified {checked} orders: {len(problems)} problem(s)")
+    sys.exit(1 if problems else 0)
 
 
 @main.command()

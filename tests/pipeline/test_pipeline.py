@@ -60,9 +60,9 @@ def test_typical_order_is_imported_once_with_everything(ctx, ext):
     items = {(i["item_type"], i.get("product", {}).get("sku") if i.get("product") else i["name"]): i
              for i in order["order_items"]}
     assert items[("PRODUCT", "TSHIRT-M")]["quantity"] == 2
-    assert Decimal(str(items[("PRODUCT", "TSHIRT-M")]["price_per_unit"])) == Decimal("19.90")
-    assert Decimal(str(items[("PRODUCT", "TSHIRT-M")]["cost_per_unit"])) == Decimal("7.10")
-    assert Decimal(str(items[("SHIPPING", "UPS Ground")]["price_per_unit"])) == Decimal("5.00")
+    assert money(items[("PRODUCT", "TSHIRT-M")]["price_per_unit"]) == Decimal("19.90")
+    assert money(items[("PRODUCT", "TSHIRT-M")]["cost_per_unit"]) == Decimal("7.10")
+    assert money(items[("SHIPPING", "UPS Ground")]["price_per_unit"]) == Decimal("5.00")
     assert money(order["total"]) == Decimal("74.50")
     assert money(order["total_paid"]) == Decimal("74.50")
     assert order["status"] == "PAID"
