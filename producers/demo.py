@@ -62,10 +62,12 @@ def redis_for_demo(url: str) -> Iterator[str]:
 
 @contextmanager
 def worker_process(env: dict[str, str], queues: str) -> Iterator[subprocess.Popen]:
-    cmd = [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-Q", queues, "--pool", "threads",
+    cmd = [sys.executable, "-m", "celery", "--quiet", "-A", "worker.app", "worker", "-Q", queues, "--pool", "threads",
            "--concurrency", "4", "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
            "--without-heartbeat", "--hostname", f"demo-{os.getpid()}@%h"]
-    proc = subprocess.Popen(cmd, env={**os.environ, **env})
+    # Celery warns at length when run as root (containers, CI); the demo is not the place for it.
+    quiet = {"PYTHONWARNINGS": "ignore:You're running the worker with superuser privileges"}
+    proc = subprocess.Popen(cmd, env={**os.environ, **env, **quiet})
     try:
         yield proc
     finally:

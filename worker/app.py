@@ -4,15 +4,22 @@ from __future__ import annotations
 import logging
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from worker.settings import get_settings
 
 settings = get_settings()
 
 app = Celery("keap_orders", broker=settings.redis_url, include=["worker.tasks"])
+
+def _lane(name: str) -> Queue:
+    # Each lane gets its own exchange: queues left on Celery's default exchange share one routing key, and the
+    # Redis transport then copies every message into both queues — each task would run twice.
+    return Queue(name, Exchange(name, type="direct"), routing_key=name)
+
+
 app.conf.update(
-    task_queues=(Queue(settings.live_queue), Queue(settings.backfill_queue)),
+    task_queues=(_lane(settings.live_queue), _lane(settings.backfill_queue)),
     task_default_queue=settings.live_queue,
     # A step is acknowledged only once it has finished, so a crashed worker's step is delivered again
     # (every step is idempotent by design); the prefetch of one keeps a slow backfill from hoarding work.
@@ -47,3 +54,5 @@ def _init_sentry() -> None:
 
 
 _init_sentry()
+# urllib3's DEBUG lines carry full URLs, and a Keap filter in a URL can hold a customer's email.
+logging.getLogger("urllib3").setLevel(max(logging.INFO, logging.getLogger("urllib3").level))

@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     )
 
     # Redis / Celery
-    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Broker, result backend and ledger.")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Celery broker, ledger and shared rate limit.")
     key_prefix: str = Field("keap-orders", description="Prefix of every Redis key the ledger and caches write.")
     live_queue: str = Field("keap.live", description="Queue of the live lane (served first).")
     backfill_queue: str = Field("keap.backfill", description="Queue of the backfill lane.")

@@ -85,7 +85,10 @@ def parse_limits(spec: str) -> list[Window]:
 class Throttle:
     def __init__(self, client: redis.Redis, windows: list[Window], key: str, max_block: float = 5.0):
         self._script = client.register_script(_ACQUIRE)
-        self._rolling = [w for w in windows if w.seconds < 86400]
+        # Rolling windows keep some headroom: our clock (Redis) and Keap's differ by network jitter, so a
+        # window filled to the last call here can look one call over the limit at Keap.
+        self._rolling = [Window(max(1, int(w.limit * (0.8 if w.seconds <= 1 else 0.98))), w.seconds)
+                         for w in windows if w.seconds < 86400]
         self._day = next((w.limit for w in windows if w.seconds == 86400), 0)
         self._keys = [f"{key}:{w.seconds}s" for w in self._rolling] + [f"{key}:day"]
         self.max_block = max_block

@@ -24,15 +24,15 @@ def test_bad_limit_names_the_part_and_the_format():
 
 def test_second_window_is_shared_by_every_client(redis_client, key_prefix):
     # Two Throttle objects on two connections stand for two worker processes.
-    a = Throttle(redis_client, parse_limits("3/s"), key=f"{key_prefix}:t")
-    b = Throttle(redis_lib.Redis.from_url(REDIS_URL), parse_limits("3/s"), key=f"{key_prefix}:t")
+    a = Throttle(redis_client, parse_limits("4/s"), key=f"{key_prefix}:t")  # 80%: 3 per second
+    b = Throttle(redis_lib.Redis.from_url(REDIS_URL), parse_limits("4/s"), key=f"{key_prefix}:t")
     results = [a.try_acquire(), b.try_acquire(), a.try_acquire(), b.try_acquire()]
     assert results[:3] == [0, 0, 0]
     assert 0 < results[3] <= 1.001  # the fourth call waits for the oldest slot to leave the 1 s window
 
 
 def test_concurrent_acquires_never_exceed_the_limit(redis_client, key_prefix):
-    throttle = Throttle(redis_client, parse_limits("10/min"), key=f"{key_prefix}:c")
+    throttle = Throttle(redis_client, parse_limits("10/min"), key=f"{key_prefix}:c")  # 98%: 9
     granted = []
 
     def take():
@@ -43,7 +43,7 @@ def test_concurrent_acquires_never_exceed_the_limit(redis_client, key_prefix):
         t.start()
     for t in threads:
         t.join()
-    assert sum(granted) == 10
+    assert sum(granted) == 9
 
 
 def test_daily_quota_raises_quota_wait_until_midnight(redis_client, key_prefix):
