@@ -190,3 +190,14 @@ def test_another_service_adds_a_payment_to_an_existing_order(ctx, ext):
 def test_enqueue_step_for_an_unknown_order_says_what_to_do(ctx):
     with pytest.raises(LookupError, match="enqueue_order first"):
         enqueue_step("record_payment", "never-seen", ledger=ctx.ledger)
+
+
+def test_live_order_does_not_wait_behind_a_backfill(ctx, ext):
+    backfill = [f"{ext}-b{i}" for i in range(40)]
+    for bid in backfill:
+        enqueue_order(typical_order(bid, email=f"{bid}@example.com"), "backfill", ledger=ctx.ledger)
+    enqueue_order(typical_order(f"{ext}-live"), "live", ledger=ctx.ledger)
+    wait_until_finished(ctx.ledger, [f"{ext}-live"])
+    backfill_done = sum(s == "done" for s in ctx.ledger.statuses(backfill).values())
+    wait_until_finished(ctx.ledger, backfill)
+    assert backfill_done < len(backfill) // 2, f"the live order finished after {backfill_done} backfill orders"

@@ -1,0 +1,19 @@
+"""Celery app wiring that, if wrong, silently doubles or reorders work."""
+from __future__ import annotations
+
+
+def test_each_lane_has_its_own_route():
+    # Two queues on one (exchange, routing key) would each get a copy of every message on the Redis transport.
+    from worker.app import app
+
+    queues = list(app.amqp.queues.values())
+    assert len(queues) == 2
+    assert len({(q.exchange.name, q.routing_key) for q in queues}) == 2
+
+
+def test_worker_takes_live_work_first_and_acks_late():
+    from worker.app import app
+
+    assert app.conf.broker_transport_options["queue_order_strategy"] == "priority"
+    assert app.conf.task_acks_late and app.conf.task_reject_on_worker_lost
+    assert app.conf.worker_prefetch_multiplier == 1
