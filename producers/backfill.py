@@ -73,17 +73,17 @@ def count_orders(path: Path, fmt: str) -> int:
 
 
 class Backfill:
-    def __init__(self, ledger: Ledger, *, window: int = 200, out: TextIO = sys.stderr, report: TextIO | None = None,
+    def __init__(self, ledger: Ledger, *, window: int = 200, out: TextIO | None = None, report: TextIO | None = None,
                  poll_seconds: float = 0.5, enqueue: Callable = enqueue_order):
         if window < 1:
             raise ValueError("window must be at least 1")
         self.ledger = ledger
         self.window = window
-        self.out = out
+        self.out = out or sys.stderr
         self.report = report
         self.poll_seconds = poll_seconds
         self.enqueue = enqueue
-        self._tty = out.isatty()
+        self._tty = self.out.isatty()
         self._last_draw = 0.0
 
     def run(self, path: Path, fmt: str | None = None, *, wait: bool = False) -> Progress:
@@ -154,8 +154,9 @@ class Backfill:
             self._last_draw = now
 
 
-def dry_run(path: Path, fmt: str | None, keap, out: TextIO = sys.stderr) -> tuple[int, int]:
+def dry_run(path: Path, fmt: str | None, keap, out: TextIO | None = None) -> tuple[int, int]:
     """Validate every order and resolve its SKUs and plans against Keap, writing nothing. Returns (ok, bad)."""
+    out = out or sys.stderr
     fmt = detect_format(path, fmt)
     known: dict[str, dict | None] = {}
     ok = bad = 0

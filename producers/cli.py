@@ -1,4 +1,5 @@
-"""The `keap-orders` command: sandbox, demo, backfill, verify, schema, and the operator's status/failed/retry."""
+"""The `keap-orders` command: sandbox, demo, backfill, verify, schema, and the operator's
+status/failed/retry/cancel."""
 from __future__ import annotations
 
 import json
@@ -147,6 +148,19 @@ def retry(external_id, from_step, fixed, lane) -> None:
     except (LookupError, ValueError, OrderInvalid) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"order {result.external_id}: {result.status}")
+
+
+@main.command()
+@click.argument("external_id")
+def cancel(external_id) -> None:
+    """Stop an order: steps not yet run are skipped (what is already in Keap stays)."""
+    from producers.enqueue import default_ledger
+
+    ledger = default_ledger()
+    if ledger.get(external_id) is None:
+        raise click.ClickException(f"order {external_id}: not in the ledger")
+    ledger.cancel(external_id)
+    click.echo(f"order {external_id}: cancelled")
 
 
 if __name__ == "__main__":

@@ -76,6 +76,9 @@ def backoff(failures: int) -> float:
 class StepTask(Task):
     acks_late = True
     reject_on_worker_lost = True
+    # Celery's own count is not the budget: waits for the rate limit must not use it up, so the budget is
+    # the `failures` argument (transient Keap errors only), checked against MAX_RETRIES below.
+    max_retries = None
 
     def run_step(self, step: str, external_id: str, failures: int) -> None:
         ctx = context()
@@ -89,7 +92,7 @@ class StepTask(Task):
         # first one's results in the ledger and makes no Keap call.
         lock = ctx.ledger.lock(f"order:{external_id}", timeout=s.visibility_timeout_seconds / 2, blocking=5)
         if not lock.acquire():
-            raise self.retry(countdown=random.uniform(1, 5), max_retries=None, kwargs={"failures": failures})
+            raise self.retry(countdown=random.uniform(1, 5), kwargs={"failures": failures})
         try:
             self._run_locked(ctx, step, external_id, failures)
         finally:
@@ -111,7 +114,7 @@ class StepTask(Task):
             wait = exc.seconds if isinstance(exc, QuotaWait) else (exc.retry_after or backoff(failures))
             if isinstance(exc, KeapQuotaExhausted):
                 log.warning("order %s: Keap daily quota exhausted", external_id)
-            raise self.retry(countdown=min(wait, s.visibility_timeout_seconds / 2), max_retries=None,
+            raise self.retry(countdown=min(wait, s.visibility_timeout_seconds / 2),
                              kwargs={"failures": failures})
         except KeapTransientError as exc:
             if failures >= s.max_retries:
@@ -119,7 +122,7 @@ class StepTask(Task):
                            f"again, run `keap-orders retry {external_id}`", "transient")
                 return
             log.warning("order %s: %s failed (%s), retrying", external_id, step, type(exc).__name__)
-            raise self.retry(countdown=backoff(failures), max_retries=None, kwargs={"failures": failures + 1})
+            raise self.retry(countdown=backoff(failures), kwargs={"failures": failures + 1})
         except Exception as exc:
             # A bug, not Keap: record it for the operator, then let Celery (and Sentry) see the traceback.
             self._fail(ctx, step, external_id, f"internal error {type(exc).__name__}: {exc}", "internal")

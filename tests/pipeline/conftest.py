@@ -18,7 +18,7 @@ os.environ.update({
     "BACKFILL_QUEUE": f"{RUN}.backfill",
     "KEAP_API_KEY": SANDBOX_KEY,
     "RATE_LIMITS": "off",
-    "MAX_RETRIES": "3",
+    "MAX_RETRIES": "5",
     "RETRY_BACKOFF_CAP_SECONDS": "2",
 })
 
