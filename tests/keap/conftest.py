@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 import requests
 
-from tests.conftest import SANDBOX_KEY, conformance_spec
+from tests.conftest import CLIENT_COVERED, SANDBOX_KEY, conformance_spec
 from worker.keap import ApiKeyAuth, KeapClient
 
 
@@ -66,6 +66,7 @@ class SpecRecorder:
         operation = self.spec.operation(sent.method, template)
         if operation is None:
             return [f"Keap's spec has no {sent.method} for {template}"]
+        CLIENT_COVERED.add((sent.method, template))
         problems = []
         declared = {p["name"]: p.get("schema", {}) for p in operation.get("parameters", []) if p["in"] == "query"}
         for name, values in sent.query.items():

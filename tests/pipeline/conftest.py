@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import REDIS_URL, SANDBOX_KEY
+from tests.conftest import REDIS_URL, SANDBOX_KEY, conformance_spec, spec_problems
 
 # The Celery app reads its broker and queue names at import, so they are set before anything imports it.
 RUN = f"test-{uuid.uuid4().hex[:8]}"
@@ -25,10 +25,13 @@ os.environ.update({
 
 @pytest.fixture(scope="session")
 def keap_sandbox():
+    """One sandbox for the pipeline tests; everything the worker sent and got back must conform to the spec."""
     from sandbox.server import Sandbox
 
-    with Sandbox(port=0, api_key=SANDBOX_KEY, limits="off") as sb:
+    with Sandbox(port=0, api_key=SANDBOX_KEY, limits="off", record=True) as sb:
         yield sb
+    problems = spec_problems(conformance_spec(), sb.exchanges)
+    assert not problems, "pipeline traffic violates Keap's OpenAPI spec:\n  " + "\n  ".join(problems[:20])
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from producers.enqueue import enqueue_order
+from producers.enqueue import enqueue_order, enqueue_step
 from tests.pipeline.conftest import wait_until_finished
 from tests.pipeline.test_pipeline import keap_orders, typical_order
 
@@ -58,3 +58,20 @@ def test_an_outage_longer_than_the_retry_budget_fails_the_order_with_a_way_out(c
     state = ctx.ledger.get(ext)
     assert state.error_step == "record_payment" and state.error_kind == "transient"
     assert "gave up after 6 attempts" in state.error and f"keap-orders retry {ext}" in state.error
+
+
+def test_items_added_later_survive_a_lost_answer(ctx, faults, ext):
+    enqueue_order(typical_order(ext, payments=[]), ledger=ctx.ledger)
+    wait_until_finished(ctx.ledger, [ext])
+    extra = [{"sku": "GRINDER-PRO", "quantity": 1, "unit_price": "129.00"},
+             {"type": "FEE", "name": "Gift wrap", "quantity": 1, "unit_price": "2.50"}]
+    faults(commit_then_timeout_rate=1.0, routes=["POST /rest/v2/orders/{order_id}/items"])
+    enqueue_step("add_items", ext, items=extra, ledger=ctx.ledger)
+    time.sleep(0.3)
+    assert wait_until_finished(ctx.ledger, [ext])[ext] == "done"
+    faults()
+    [found] = keap_orders(ctx, ext)
+    lines = ctx.keap.orders.get(found["id"])["order_items"]
+    assert len(lines) == 7
+    assert sum((line.get("product") or {}).get("sku") == "GRINDER-PRO" for line in lines) == 1
+    assert sum(line.get("name") == "Gift wrap" for line in lines) == 1
