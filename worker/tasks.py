@@ -15,7 +15,9 @@ from worker.app import app
 from worker.keap import (
     ApiKeyAuth,
     BearerAuth,
+    KeapAuthError,
     KeapClient,
+    KeapNotFound,
     KeapPermanentError,
     KeapQuotaExhausted,
     KeapRateLimited,
@@ -73,6 +75,17 @@ def backoff(failures: int) -> float:
     return random.uniform(0, min(cap, 2.0 * 2**failures))
 
 
+def refused(external_id: str, step: str, exc: KeapPermanentError) -> str:
+    """An operator's message for a request Keap will not accept as it is: what happened and what to do."""
+    if isinstance(exc, KeapAuthError):
+        todo = "check KEAP_API_KEY / KEAP_ACCESS_TOKEN and the key's permissions, then"
+    elif isinstance(exc, KeapNotFound):
+        todo = "a Keap record this order refers to is gone (deleted in Keap?); check it, then"
+    else:
+        todo = "fix the order (or the Keap setup it needs), then"
+    return f"order {external_id}: {step}: Keap refused the request ({exc}); {todo} run `keap-orders retry {external_id}`"
+
+
 class StepTask(Task):
     acks_late = True
     reject_on_worker_lost = True
@@ -106,8 +119,11 @@ class StepTask(Task):
         ctx.ledger.start_step(external_id, step)
         try:
             STEPS[step](ctx, external_id)
-        except (OrderRejected, KeapPermanentError) as exc:
-            self._fail(ctx, step, external_id, str(exc), "rejected" if isinstance(exc, OrderRejected) else "keap")
+        except OrderRejected as exc:
+            self._fail(ctx, step, external_id, str(exc), "rejected")
+            return
+        except KeapPermanentError as exc:
+            self._fail(ctx, step, external_id, refused(external_id, step, exc), "keap")
             return
         except (QuotaWait, KeapRateLimited) as exc:
             # Waiting for the limit is not a failure: it does not count against the retry budget.

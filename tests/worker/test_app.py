@@ -17,3 +17,14 @@ def test_worker_takes_live_work_first_and_acks_late():
     assert app.conf.broker_transport_options["queue_order_strategy"] == "priority"
     assert app.conf.task_acks_late and app.conf.task_reject_on_worker_lost
     assert app.conf.worker_prefetch_multiplier == 1
+
+
+def test_keap_refusals_become_actionable_operator_messages():
+    from worker.keap import KeapAuthError, KeapValidationError
+    from worker.tasks import refused
+
+    auth = refused("shop-1", "create_order", KeapAuthError("Keap answered 401: invalid key", status=401))
+    assert auth.startswith("order shop-1: create_order: Keap refused the request")
+    assert "KEAP_API_KEY" in auth and "keap-orders retry shop-1" in auth
+    bad = refused("shop-2", "record_payment", KeapValidationError("Keap answered 400: amount", status=400))
+    assert "fix the order" in bad and "keap-orders retry shop-2" in bad
