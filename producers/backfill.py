@@ -154,14 +154,15 @@ class Backfill:
             self._last_draw = now
 
 
-def dry_run(path: Path, fmt: str | None, keap, out: TextIO | None = None) -> tuple[int, int]:
-    """Validate every order and resolve its SKUs and plans against Keap, writing nothing. Returns (ok, bad)."""
+def dry_run(path: Path, fmt: str | None, keap, payment_types: set[str], out: TextIO | None = None) -> tuple[int, int]:
+    """Validate every order, resolve its SKUs and plans against Keap and check its payment methods against the
+    account's manual payment types, writing nothing. Returns (orders ready, orders with problems)."""
     out = out or sys.stderr
     fmt = detect_format(path, fmt)
     known: dict[str, dict | None] = {}
     ok = bad = 0
     for row in READERS[fmt](path):
-        problems = [str(row.error)] if row.error else list(_resolution_problems(row.order, keap, known))
+        problems = [str(row.error)] if row.error else list(_resolution_problems(row.order, keap, known, payment_types))
         for problem in problems:
             out.write(f"line {row.line}: {problem}\n")
         bad += bool(problems)
@@ -169,7 +170,7 @@ def dry_run(path: Path, fmt: str | None, keap, out: TextIO | None = None) -> tup
     return ok, bad
 
 
-def _resolution_problems(order, keap, known: dict[str, dict | None]) -> Iterator[str]:
+def _resolution_problems(order, keap, known: dict[str, dict | None], payment_types: set[str]) -> Iterator[str]:
     def product(sku: str) -> dict | None:
         if sku not in known:
             known[sku] = keap.products.find_by_sku(sku)
@@ -185,3 +186,8 @@ def _resolution_problems(order, keap, known: dict[str, dict | None]) -> Iterator
         elif not any(p.get("billing_cycle") == sub.billing_cycle for p in found.get("subscription_plans") or []):
             yield (f"order {order.external_id}: subscriptions[{i}].billing_cycle: {sub.sku!r} has no "
                    f"{sub.billing_cycle} plan in Keap")
+    for i, payment in enumerate(order.payments):
+        if payment.method and payment.method not in payment_types:
+            yield (f"order {order.external_id}: payments[{i}].method: {payment.method!r} is not one of the manual "
+                   f"payment types {sorted(payment_types)}; add it in Keap (Ecommerce settings > Orders) and to "
+                   f"MANUAL_PAYMENT_TYPES, or change the order")

@@ -48,7 +48,7 @@ def demo(orders_file) -> None:
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default=None,
               help="Default: from the file name (.csv is CSV, anything else JSONL).")
 @click.option("--wait", is_flag=True, help="Wait until every order has finished; exit 0 only if all valid ones are done.")
-@click.option("--dry-run", is_flag=True, help="Validate and resolve SKUs and plans against Keap; write nothing.")
+@click.option("--dry-run", is_flag=True, help="Validate; resolve SKUs and plans against Keap; check payment types; write nothing.")
 @click.option("--report", type=click.Path(dir_okay=False, writable=True), help="Also write row errors and failures here.")
 @click.option("--window", type=int, default=None, help="Orders in flight at most (default: BACKFILL_WINDOW).")
 def backfill(file, fmt, wait, dry_run, report, window) -> None:
@@ -60,7 +60,8 @@ def backfill(file, fmt, wait, dry_run, report, window) -> None:
     if dry_run:
         from worker.tasks import context
 
-        ok, bad = bf.dry_run(file, fmt, context().keap)
+        types = {t.strip() for t in get_settings().manual_payment_types.split(",") if t.strip()}
+        ok, bad = bf.dry_run(file, fmt, context().keap, types)
         click.echo(f"dry run: {ok} orders ready, {bad} with problems; nothing was written to Keap")
         sys.exit(1 if bad else 0)
     report_fh = open(report, "w", encoding="utf-8") if report else None

@@ -43,6 +43,12 @@ class Settings(BaseSettings):
         "Empty: from the credential type (API key: sak, OAuth token: oauth).",
     )
 
+    manual_payment_types: str = Field(
+        "Credit Card (Manual),Check,Cash,Money Order,Adjustment",
+        description="Manual Payment Types of the Keap account (comma-separated). Keap's API cannot list them, "
+        "so `backfill --dry-run` checks payment methods against this list; Keap itself checks at import.",
+    )
+
     # Backfill
     backfill_window: int = Field(200, description="At most this many backfill orders in flight at once.")
 

@@ -58,12 +58,14 @@ def test_backfill_wait_exits_1_when_an_order_fails_then_retry_fixes_it(ctx, ext,
 def test_dry_run_finds_unknown_skus_and_writes_nothing(ctx, keap_sandbox, ext, tmp_path):
     order = typical_order(ext, subscriptions=[{"sku": "MUG-CLASSIC", "billing_cycle": "MONTHLY"}])
     order["items"][1]["sku"] = "NOPE-9"
+    order["payments"][0]["method"] = "Wire Transfer"
     path = write_jsonl(tmp_path / "orders.jsonl", [order, typical_order(f"{ext}-ok")])
     writes = {k: v for k, v in keap_sandbox.stats()["requests"].items() if not k.startswith("GET")}
     result = CliRunner().invoke(main, ["backfill", str(path), "--dry-run"])
     assert result.exit_code == 1
     assert "items[1].sku" in result.output and "NOPE-9" in result.output
     assert "subscriptions[0].billing_cycle" in result.output
+    assert "payments[0].method: 'Wire Transfer' is not one of the manual payment types" in result.output
     assert "1 orders ready, 1 with problems" in result.output
     assert {k: v for k, v in keap_sandbox.stats()["requests"].items() if not k.startswith("GET")} == writes
     assert ctx.ledger.get(ext) is None
