@@ -64,6 +64,7 @@ def backfill(file, fmt, wait, dry_run, report, window) -> None:
         ok, bad = bf.dry_run(file, fmt, context().keap, types)
         click.echo(f"dry run: {ok} orders ready, {bad} with problems; nothing was written to Keap")
         sys.exit(1 if bad else 0)
+    _warn_without_worker(get_settings())
     report_fh = open(report, "w", encoding="utf-8") if report else None
     try:
         job = bf.Backfill(default_ledger(), window=window or get_settings().backfill_window, report=report_fh)
@@ -73,6 +74,17 @@ def backfill(file, fmt, wait, dry_run, report, window) -> None:
             report_fh.close()
     click.echo(summary(progress, wait))
     sys.exit(0 if not wait or (progress.done == progress.valid and not progress.failed) else 1)
+
+
+def _warn_without_worker(settings) -> None:
+    """Orders would wait in Redis forever with no worker on the lane: say so instead of a frozen progress bar."""
+    from worker.app import app
+
+    queue = settings.backfill_queue
+    answers = app.control.inspect(timeout=1.0).active_queues() or {}
+    if not any(q.get("name") == queue for queues in answers.values() for q in queues):
+        click.echo(f"warning: no worker is consuming {queue}; orders stay queued until one runs, e.g.\n"
+                   f"  celery -A worker.app worker -Q {settings.live_queue},{queue}", err=True)
 
 
 def summary(progress, waited: bool) -> str:

@@ -27,6 +27,7 @@ def test_backfill_wait_report_status_and_verify(ctx, ext, tmp_path):
     result = CliRunner().invoke(main, ["backfill", str(path), "--wait", "--report", str(report)])
     assert result.exit_code == 0, result.output
     assert "done:           3" in result.output and "invalid rows:   1" in result.output
+    assert "no worker is consuming" not in result.output  # the test's worker answers the broker's ping
     assert report.read_text().startswith("line 2: order ") and "items[0].unit_price" in report.read_text()
 
     status = CliRunner().invoke(main, ["status", f"{ext}-1"])
