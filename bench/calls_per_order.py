@@ -21,7 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RUN = f"bench-{uuid.uuid4().hex[:8]}"
-KEY = "KeapAK-sandbox-key"
+from sandbox.auth import API_KEY as KEY  # noqa: E402
+
 os.environ.update({"KEY_PREFIX": RUN, "LIVE_QUEUE": f"{RUN}.live", "BACKFILL_QUEUE": f"{RUN}.backfill",
                    "KEAP_API_KEY": KEY, "RATE_LIMITS": "off"})
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from sandbox.auth import API_KEY as SANDBOX_API_KEY
 from worker.messages import OrderInvalid
 
 STEP_NAMES = ("create_order", "add_items", "record_payment", "set_custom_fields", "create_subscription")
@@ -21,7 +22,7 @@ def main() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8700, show_default=True, type=int)
-@click.option("--api-key", default="KeapAK-sandbox-key", show_default=True, help="The X-Keap-API-Key it accepts.")
+@click.option("--api-key", default=SANDBOX_API_KEY, show_default=True, help="The X-Keap-API-Key it accepts.")
 @click.option("--limits", default="oauth", show_default=True, help="oauth, sak, off, or e.g. '20/s,600/min,5000/day'.")
 @click.option("--latency-ms", default=0, show_default=True, type=int, help="Added to every API answer.")
 @click.option("--seed", default=None, type=int, help="Seed for reproducible faults.")

@@ -14,8 +14,9 @@ from typing import Iterator
 
 import redis
 
+from sandbox.auth import API_KEY as SANDBOX_KEY
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "orders.jsonl"
-SANDBOX_KEY = "KeapAK-sandbox-key"
 
 
 def _free_port() -> int:

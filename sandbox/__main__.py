@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from sandbox.auth import API_KEY
 from sandbox.server import run
 
 
@@ -17,7 +18,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m sandbox", description="A local Keap REST v2 sandbox.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8700, help="0 picks a free port")
-    parser.add_argument("--api-key", default="KeapAK-sandbox-key", help="accepted X-Keap-API-Key value")
+    parser.add_argument("--api-key", default=API_KEY, help="accepted X-Keap-API-Key value")
     parser.add_argument("--limits", default="oauth", help="oauth | sak | off | e.g. 20/s,600/min,5000/day")
     parser.add_argument("--latency-ms", type=_latency, default=0, help="fixed ms, or MIN,MAX for a range")
     parser.add_argument("--seed", type=int, default=None, help="seed for reproducible faults")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import parse_qs
 
+API_KEY = "KeapAK-sandbox-key"  # the sandbox's default X-Keap-API-Key: a public test value, not a secret
 SCOPE = "full|sandbox.infusionsoft.com"
 REFRESH_LIFETIME = 45 * 86400  # Keap staff: refresh tokens live 45 days
 

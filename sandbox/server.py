@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
-from sandbox.auth import OAuth, TokenError
+from sandbox.auth import API_KEY, OAuth, TokenError
 from sandbox.faults import FaultConfig, Faults
 from sandbox.limits import THROTTLED_BODY, Limits, RateLimiter
 from sandbox.spec import load_spec
@@ -44,7 +44,7 @@ class _Reply(Exception):
 class Sandbox:
     """A local Keap over real HTTP; see sandbox/README in the project README for the wire surface."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, api_key: str = "KeapAK-sandbox-key",
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, api_key: str = API_KEY,
                  limits: str | None = "oauth", latency_ms: float | list = 0, seed: int | None = None,
                  data: str | Path | dict | None = None, token_lifetime: int = 86400, record: bool = False, *,
                  faults: dict | None = None, clock: Callable[[], float] = time.time,
@@ -363,7 +363,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
-def run(host: str = "127.0.0.1", port: int = 8700, api_key: str = "KeapAK-sandbox-key", limits: str = "oauth",
+def run(host: str = "127.0.0.1", port: int = 8700, api_key: str = API_KEY, limits: str = "oauth",
         latency_ms: float | list = 0, seed: int | None = None, data: str | None = None) -> None:
     """Serve until SIGINT/SIGTERM, printing how to connect."""
     stop = threading.Event()

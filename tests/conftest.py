@@ -7,8 +7,9 @@ import uuid
 import pytest
 import redis as redis_lib
 
+from sandbox.auth import API_KEY as SANDBOX_KEY  # noqa: F401 (test modules import it from here)
+
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-SANDBOX_KEY = "KeapAK-sandbox-key"
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from sandbox.limits import THROTTLED_BODY
-from tests.conftest import conformance_spec, spec_problems
+from tests.conftest import SANDBOX_KEY, conformance_spec, spec_problems
 
 ORDER = {"contact_id": "1", "order_time": "2024-05-01T10:00:00Z", "order_title": "dup?", "order_type": "ONLINE",
          "order_items": [{"product_id": "1", "quantity": 1}]}
@@ -86,7 +86,7 @@ def test_python_m_sandbox_starts_quickly():
         first_line = process.stdout.readline()
         assert first_line.startswith("Keap sandbox base URL: http://127.0.0.1:"), first_line
         base = first_line.split()[4]
-        response = requests.get(base + "/rest/v2/orders/model", headers={"X-Keap-API-Key": "KeapAK-sandbox-key"},
+        response = requests.get(base + "/rest/v2/orders/model", headers={"X-Keap-API-Key": SANDBOX_KEY},
                                 timeout=5)
         elapsed = time.monotonic() - started
         print(f"python -m sandbox answered after {elapsed:.2f}s")
