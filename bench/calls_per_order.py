@@ -130,7 +130,7 @@ def main() -> None:
             part1(sb, ledger)
             part2(sb, ledger, args.orders)
     finally:
-        for key in client.scan_iter(f"{RUN}*", count=1000):
+        for key in client.scan_iter(f"*{RUN}*", count=1000):
             client.delete(key)
 
 

@@ -102,8 +102,8 @@ def run_demo(orders: Path | None = None) -> int:
         from producers.enqueue import default_ledger
 
         print(f"demo: sandbox at {sb.url}, importing {orders.name} through a Celery worker")
+        stack.callback(_cleanup, redis_url, run_id)  # runs after the worker has stopped
         stack.enter_context(worker_process(env, f"{run_id}.live,{run_id}.backfill"))
-        stack.callback(_cleanup, redis_url, run_id)
         started = time.monotonic()
         progress = Backfill(default_ledger(), window=50).run(orders, wait=True)
         elapsed = time.monotonic() - started
@@ -121,5 +121,5 @@ def run_demo(orders: Path | None = None) -> int:
 
 def _cleanup(redis_url: str, run_id: str) -> None:
     client = redis.Redis.from_url(redis_url)
-    for key in client.scan_iter(f"{run_id}*", count=1000):
+    for key in client.scan_iter(f"*{run_id}*", count=1000):
         client.delete(key)

@@ -49,7 +49,7 @@ def worker(keap_sandbox, redis_client):
     with start_worker(app, pool="threads", concurrency=4, perform_ping_check=False,
                       queues=[f"{RUN}.live", f"{RUN}.backfill"], shutdown_timeout=30, loglevel="WARNING"):
         yield context()
-    for key in redis_client.scan_iter(f"{RUN}*", count=1000):
+    for key in redis_client.scan_iter(f"*{RUN}*", count=1000):
         redis_client.delete(key)
 
 
