@@ -189,9 +189,6 @@ class Ledger:
     def cache_set(self, name: str, key: str, value: str) -> None:
         self.redis.hset(f"{self.prefix}:cache:{name}", key, value)
 
-    def cache_clear(self, name: str) -> None:
-        self.redis.delete(f"{self.prefix}:cache:{name}")
-
     def lock(self, name: str, timeout: float = 30.0, blocking: float | None = None):
         """A Redis lock shared by all workers, e.g. so only one of them creates a missing custom field."""
         return self.redis.lock(f"{self.prefix}:lock:{name}", timeout=timeout,
