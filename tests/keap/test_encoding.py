@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from worker.keap.auth import ApiKeyAuth, BearerAuth
-from worker.keap.client import build_filter, cents, money, to_wire
+from worker.keap.wire import build_filter, cents, money, to_wire
 
 
 def test_decimal_goes_on_the_wire_as_exact_cents():

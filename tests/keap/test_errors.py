@@ -3,7 +3,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
-from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError, ReadTimeoutError
+from urllib3.exceptions import (
+    MaxRetryError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+)
 
 from worker.keap import errors as e
 from worker.keap.quota import RateLimits

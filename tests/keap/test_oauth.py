@@ -1,7 +1,13 @@
 """OAuth against the sandbox's token endpoint: code exchange, bearer calls, single-use rotating refresh tokens."""
 import pytest
 
-from worker.keap import BearerAuth, KeapAuthError, KeapClient, exchange_code, refresh_token
+from worker.keap import (
+    BearerAuth,
+    KeapAuthError,
+    KeapClient,
+    exchange_code,
+    refresh_token,
+)
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Keap REST v2 client: knows HTTP and Keap, nothing of Celery, orders, ledger or retries."""
 from worker.keap.auth import ApiKeyAuth, BearerAuth, exchange_code, refresh_token
-from worker.keap.client import KeapClient, build_filter, money
+from worker.keap.client import KeapClient
 from worker.keap.errors import (
     KeapAuthError,
     KeapError,
@@ -14,6 +14,7 @@ from worker.keap.errors import (
     error_from_response,
 )
 from worker.keap.quota import RateLimits
+from worker.keap.wire import build_filter, money
 
 __all__ = [
     "ApiKeyAuth", "BearerAuth", "KeapAuthError", "KeapClient", "KeapError", "KeapNotFound", "KeapOutcomeUnknown",

@@ -3,10 +3,7 @@ from __future__ import annotations
 
 import json as jsonlib
 import logging
-import re
 from collections.abc import Callable, Iterator, Mapping
-from datetime import date, datetime, timezone
-from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -14,6 +11,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from worker.keap.contacts import Contacts
 from worker.keap.errors import (
     WRITE_METHODS,
     KeapOutcomeUnknown,
@@ -22,26 +20,15 @@ from worker.keap.errors import (
     error_from_exception,
     error_from_response,
 )
+from worker.keap.orders import Orders
+from worker.keap.products import Products
 from worker.keap.quota import RateLimits
+from worker.keap.subscriptions import Subscriptions
+from worker.keap.wire import to_wire
 
 log = logging.getLogger(__name__)
 
 OnResponse = Callable[[str, str, int, "RateLimits | None"], None]
-
-_CENTS = Decimal("0.01")
-# Below 10**13 a 2-decimal amount has at most 15 significant digits, so the double Keap parses is the exact cents.
-_MAX_MONEY = Decimal(10) ** 13
-# ISO 4217 minor units that are not 2 (CurrencyValue.amount is "in the smallest currency unit").
-_MINOR_UNITS = {**dict.fromkeys("BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split(), 0),
-                **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3)}
-_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-class Resource:
-    """Base of the per-resource classes (contacts, products, orders, subscriptions): they call through one client."""
-
-    def __init__(self, client: KeapClient) -> None:
-        self._client = client
 
 
 class KeapClient:
@@ -49,12 +36,6 @@ class KeapClient:
 
     def __init__(self, base_url: str, auth: requests.auth.AuthBase, session: requests.Session | None = None,
                  timeout: float | tuple[float, float] = (5.0, 30.0), on_response: OnResponse | None = None) -> None:
-        # Imported here: the resource modules import Resource and the filter/money helpers from this module.
-        from worker.keap.contacts import Contacts
-        from worker.keap.orders import Orders
-        from worker.keap.products import Products
-        from worker.keap.subscriptions import Subscriptions
-
         self.base_url = base_url.rstrip("/")
         self.auth = auth
         self.session = session or requests.Session()
@@ -138,72 +119,6 @@ class KeapClient:
             retry = Retry(total=None, connect=2, read=0, status=0, other=0, redirect=0, backoff_factor=0,
                           raise_on_status=False)
             self.session.mount(prefix, HTTPAdapter(max_retries=retry))
-
-
-def to_wire(value: Any) -> Any:
-    """Our values → Keap JSON: drop None-valued keys, Decimal → exact-cents number, datetime → ISO-8601 UTC."""
-    if isinstance(value, Mapping):
-        return {key: to_wire(item) for key, item in value.items() if item is not None}
-    if isinstance(value, (list, tuple)):
-        return [to_wire(item) for item in value]
-    if isinstance(value, Decimal):
-        return _money_number(value)
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError("naive datetime in a Keap request: give it a time zone (Keap reads ISO-8601 with offset)")
-        text = value.astimezone(timezone.utc).isoformat(timespec="milliseconds" if value.microsecond else "seconds")
-        return text.replace("+00:00", "Z")
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
-
-
-def _money_number(amount: Decimal) -> float:
-    if not amount.is_finite() or abs(amount) >= _MAX_MONEY:
-        raise ValueError(f"money amount {amount} is not a finite amount below {_MAX_MONEY:,}")
-    if amount != amount.quantize(_CENTS):
-        raise ValueError(f"money amount {amount} has more than 2 decimals; Keap stores exact cents, round it first")
-    return float(amount) + 0.0  # + 0.0 turns -0.0 into 0.0
-
-
-def cents(amount: Decimal) -> int:
-    """A Decimal amount as an integer number of cents (for the fields Keap takes in the smallest unit)."""
-    _money_number(amount)  # the same checks as on the wire: finite, at most 2 decimals
-    return int(amount.quantize(_CENTS).scaleb(2))
-
-
-def money(cv: Mapping[str, Any]) -> Decimal:
-    """A Keap CurrencyValue ({"amount": smallest units, "currency_code": ...}) as an exact Decimal."""
-    amount = cv.get("amount") if isinstance(cv, Mapping) else None
-    if isinstance(amount, bool) or not isinstance(amount, (int, str)) or not str(amount).lstrip("-").isdigit():
-        raise ValueError(f"not a Keap CurrencyValue with an integer amount: {cv!r}")
-    return Decimal(int(amount)).scaleb(-_MINOR_UNITS.get(str(cv.get("currency_code") or "").upper(), 2))
-
-
-def build_filter(clauses: Mapping[str, Any]) -> str | None:
-    """Keap's `filter` parameter: `field==value` clauses joined by `;` (requests URL-encodes it); None if empty.
-
-    Keap documents no escaping, so values that would change the filter's meaning are refused: `;` (clause
-    separator), `==` (operator) and a trailing `*` (wildcard — every lookup here is an exact match).
-    """
-    parts = []
-    for field, value in clauses.items():
-        if value is None:
-            continue
-        if not _FIELD.fullmatch(field):
-            raise ValueError(f"{field!r} is not a Keap filter field name")
-        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
-        # The value itself is not quoted in these messages: it may be an email.
-        if not text.strip():
-            raise ValueError(f"empty value for Keap filter field {field!r}")
-        if ";" in text or "==" in text:
-            raise ValueError(f"value for Keap filter field {field!r} contains ';' or '==', which Keap's filter "
-                             "syntax cannot escape; such a value cannot be searched for")
-        if text.endswith("*"):
-            raise ValueError(f"value for Keap filter field {field!r} ends with '*', Keap's wildcard; exact "
-                             "lookups cannot search for it")
-        parts.append(f"{field}=={text}")
-    return ";".join(parts) or None
 
 
 def _parse(response: requests.Response) -> tuple[Any, bool]:

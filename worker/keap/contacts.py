@@ -1,7 +1,8 @@
 """Keap contacts: find by email, create (optionally deduplicated by Keap), read, update, payment methods."""
 from __future__ import annotations
 
-from worker.keap.client import Resource, build_filter
+from worker.keap.resource import Resource
+from worker.keap.wire import build_filter
 
 
 class Contacts(Resource):

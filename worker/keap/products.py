@@ -5,7 +5,8 @@ import logging
 from collections.abc import Iterator
 from decimal import Decimal
 
-from worker.keap.client import Resource, build_filter, cents
+from worker.keap.resource import Resource
+from worker.keap.wire import build_filter, cents
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.keap.client import Resource, build_filter
+from worker.keap.resource import Resource
+from worker.keap.wire import build_filter
 
 _SUBSCRIPTION = "/v2/subscriptions/{subscription_id}"
 
