@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 $(BIN)/keap-orders: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,sandbox]'
 	touch $@
 
 install: $(BIN)/keap-orders

@@ -21,20 +21,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RUN = f"bench-{uuid.uuid4().hex[:8]}"
+
 from sandbox.auth import API_KEY as KEY  # noqa: E402
-
-os.environ.update({"KEY_PREFIX": RUN, "LIVE_QUEUE": f"{RUN}.live", "BACKFILL_QUEUE": f"{RUN}.backfill",
-                   "KEAP_API_KEY": KEY, "RATE_LIMITS": "off"})
-
-import redis  # noqa: E402
-
 from sandbox.server import Sandbox  # noqa: E402
-from worker.keap import ApiKeyAuth, KeapClient  # noqa: E402
-from worker.ledger import Ledger  # noqa: E402
+from worker import context, pipeline  # noqa: E402
 from worker.messages import parse_order  # noqa: E402
+from worker.settings import Settings  # noqa: E402
 from worker.steps.base import StepContext  # noqa: E402
 
-STEP_ORDER = ("create_order", "add_items", "record_payment", "set_custom_fields", "create_subscription")
 XMLRPC_FORUM_FLOW = {"new customer": 11, "returning customer": 10}  # the forum's XML-RPC recipe
 
 
@@ -55,58 +49,53 @@ def typical(ext: str, email: str) -> dict:
 
 
 def per_step(sb: Sandbox, ctx: StepContext, order: dict) -> dict[str, int]:
-    from worker.tasks import STEPS
-
     parsed = parse_order(order)
     ctx.ledger.register(parsed.external_id, parsed.model_dump(mode="json"), "live")
     counts = {}
-    for step in STEP_ORDER:
+    for step in pipeline.STEPS:
         before = sb.stats()["total"]
-        STEPS[step](ctx, parsed.external_id)
-        counts[step] = sb.stats()["total"] - before
+        step.run(ctx, parsed.external_id)
+        counts[step.name] = sb.stats()["total"] - before
     return counts
 
 
-def part1(sb: Sandbox, ledger: Ledger) -> None:
-    ctx = StepContext(keap=KeapClient(sb.base_url, ApiKeyAuth(KEY)), ledger=ledger)
+def part1(sb: Sandbox, ctx: StepContext) -> None:
     rows = [
         ("first order ever (cold caches)", typical(f"{RUN}-1", "first@example.com")),
         ("new customer", typical(f"{RUN}-2", "second@example.com")),
         ("returning customer", typical(f"{RUN}-3", "second@example.com")),
     ]
     print("Part 1: Keap calls per step (typical order: 3 products + shipping + tax, 1 payment, 2 custom fields)")
-    print(f"{'scenario':34}" + "".join(f"{s:>20}" for s in STEP_ORDER) + f"{'total':>8}{'budget':>8}{'XML-RPC':>9}")
+    print(f"{'scenario':34}" + "".join(f"{s:>20}" for s in pipeline.STEP_NAMES) + f"{'total':>8}{'budget':>8}{'XML-RPC':>9}")
     for name, order in rows:
         counts = per_step(sb, ctx, order)
         total = sum(counts.values())
         budget = {"new customer": 4, "returning customer": 2}.get(name)
-        print(f"{name:34}" + "".join(f"{counts[s]:>20}" for s in STEP_ORDER) + f"{total:>8}"
+        print(f"{name:34}" + "".join(f"{counts[s]:>20}" for s in pipeline.STEP_NAMES) + f"{total:>8}"
               + f"{(budget if budget else '-'):>8}{XMLRPC_FORUM_FLOW.get(name, '-'):>9}")
         if budget is not None and total > budget:
             print(f"  OVER BUDGET: {name} took {total} calls, budget {budget}")
 
 
-def part2(sb: Sandbox, ledger: Ledger, count: int) -> None:
+def part2(sb: Sandbox, settings: Settings, count: int) -> None:
     from celery.contrib.testing.worker import start_worker
 
     from producers.backfill import Backfill
-    from worker.app import app
-    from worker.settings import get_settings
-    from worker.tasks import context
+    from producers.enqueue import Producer
+    from worker.app import app, configure
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "orders.jsonl"
         subprocess.run([sys.executable, str(ROOT / "examples" / "generate_orders.py"), "--count", str(count),
                         "--seed", "11", "--prefix", f"{RUN}-gen-", "--out", str(path)], check=True)
-        os.environ["KEAP_BASE_URL"] = sb.base_url
-        get_settings.cache_clear()
-        context.cache_clear()
+        configure(settings)
+        context.install(settings)
         before = sb.stats()["total"]
         started = time.monotonic()
         with start_worker(app, pool="threads", concurrency=4, perform_ping_check=False,
-                          queues=[f"{RUN}.live", f"{RUN}.backfill"], loglevel="WARNING"):
+                          queues=[settings.live_queue, settings.backfill_queue], loglevel="WARNING"):
             with open(os.devnull, "w") as quiet:
-                progress = Backfill(ledger, window=100, out=quiet).run(path, wait=True)
+                progress = Backfill(Producer(settings), window=100, out=quiet).run(path, wait=True)
         elapsed = time.monotonic() - started
         calls = sb.stats()["total"] - before
     print(f"\nPart 2: {count} generated orders through a real Celery worker (4 threads)")
@@ -121,16 +110,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=200, help="orders for part 2")
     args = parser.parse_args()
-    from worker.settings import get_settings
-
-    client = redis.Redis.from_url(get_settings().redis_url)
+    client = None
     try:
         with Sandbox(port=0, api_key=KEY, limits="off") as sb:
-            ledger = Ledger(client, RUN)
-            part1(sb, ledger)
-            part2(sb, ledger, args.orders)
+            settings = Settings(key_prefix=RUN, live_queue=f"{RUN}.live", backfill_queue=f"{RUN}.backfill",
+                                keap_api_key=KEY, rate_limits="off", keap_base_url=sb.base_url)
+            ctx = context.build_context(settings)
+            client = ctx.ledger.redis
+            part1(sb, ctx)
+            part2(sb, settings, args.orders)
     finally:
-        for key in client.scan_iter(f"*{RUN}*", count=1000):
+        for key in client.scan_iter(f"*{RUN}*", count=1000) if client else ():
             client.delete(key)
 
 

@@ -11,12 +11,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, TextIO
+from typing import TextIO
 
-from producers.enqueue import enqueue_order
+from producers.enqueue import Producer
 from producers.sources.csv import read_csv
 from producers.sources.jsonl import read_jsonl
-from worker.ledger import Ledger
+from worker.steps import resolve
+from worker.steps.base import StepContext
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,14 @@ class Progress:
     @property
     def valid(self) -> int:
         return self.total - self.invalid
+
+    def summary(self, waited: bool) -> str:
+        lines = [f"orders in file: {self.total}", f"invalid rows:   {self.invalid}",
+                 f"done:           {self.done} ({self.skipped} already done before this run)",
+                 f"failed:         {self.failed}"]
+        if not waited:
+            lines.append(f"in flight:      {len(self.in_flight)} (follow with `keap-orders status ID`)")
+        return "\n".join(lines)
 
     def line(self) -> str:
         handled = self.done + self.failed + self.invalid
@@ -73,16 +82,16 @@ def count_orders(path: Path, fmt: str) -> int:
 
 
 class Backfill:
-    def __init__(self, ledger: Ledger, *, window: int = 200, out: TextIO | None = None, report: TextIO | None = None,
-                 poll_seconds: float = 0.5, enqueue: Callable = enqueue_order):
+    def __init__(self, producer: Producer, *, window: int = 200, out: TextIO | None = None,
+                 report: TextIO | None = None, poll_seconds: float = 0.5):
         if window < 1:
             raise ValueError("window must be at least 1")
-        self.ledger = ledger
+        self.producer = producer
+        self.ledger = producer.ledger
         self.window = window
         self.out = out or sys.stderr
         self.report = report
         self.poll_seconds = poll_seconds
-        self.enqueue = enqueue
         self._tty = self.out.isatty()
         self._last_draw = 0.0
 
@@ -102,7 +111,7 @@ class Backfill:
             elif status in ("queued", "running"):
                 progress.in_flight.add(ext)  # sent by an earlier run that was interrupted
             else:
-                self.enqueue(row.order, "backfill", ledger=self.ledger)
+                self.producer.enqueue_order(row.order, "backfill")
                 progress.in_flight.add(ext)
             while len(progress.in_flight) >= self.window:
                 self._poll(progress)
@@ -154,40 +163,18 @@ class Backfill:
             self._last_draw = now
 
 
-def dry_run(path: Path, fmt: str | None, keap, payment_types: set[str], out: TextIO | None = None) -> tuple[int, int]:
-    """Validate every order, resolve its SKUs and plans against Keap and check its payment methods against the
-    account's manual payment types, writing nothing. Returns (orders ready, orders with problems)."""
+def dry_run(path: Path, fmt: str | None, ctx: StepContext, payment_types: set[str],
+            out: TextIO | None = None) -> tuple[int, int]:
+    """Validate every order and find what the steps would refuse (SKUs, plans, payment methods) through the
+    same resolution code the worker runs, writing nothing to Keap. Returns (orders ready, orders with problems)."""
     out = out or sys.stderr
     fmt = detect_format(path, fmt)
-    known: dict[str, dict | None] = {}
+    memo: dict[str, dict | None] = {}
     ok = bad = 0
     for row in READERS[fmt](path):
-        problems = [str(row.error)] if row.error else list(_resolution_problems(row.order, keap, known, payment_types))
+        problems = [str(row.error)] if row.error else resolve.problems(ctx, row.order, payment_types, memo)
         for problem in problems:
             out.write(f"line {row.line}: {problem}\n")
         bad += bool(problems)
         ok += not problems
     return ok, bad
-
-
-def _resolution_problems(order, keap, known: dict[str, dict | None], payment_types: set[str]) -> Iterator[str]:
-    def product(sku: str) -> dict | None:
-        if sku not in known:
-            known[sku] = keap.products.find_by_sku(sku)
-        return known[sku]
-
-    for i, item in enumerate(order.items):
-        if item.sku and product(item.sku) is None:
-            yield f"order {order.external_id}: items[{i}].sku: SKU {item.sku!r} is not a product in Keap"
-    for i, sub in enumerate(order.subscriptions):
-        found = product(sub.sku)
-        if found is None:
-            yield f"order {order.external_id}: subscriptions[{i}].sku: SKU {sub.sku!r} is not a product in Keap"
-        elif not any(p.get("billing_cycle") == sub.billing_cycle for p in found.get("subscription_plans") or []):
-            yield (f"order {order.external_id}: subscriptions[{i}].billing_cycle: {sub.sku!r} has no "
-                   f"{sub.billing_cycle} plan in Keap")
-    for i, payment in enumerate(order.payments):
-        if payment.method and payment.method not in payment_types:
-            yield (f"order {order.external_id}: payments[{i}].method: {payment.method!r} is not one of the manual "
-                   f"payment types {sorted(payment_types)}; add it in Keap (Ecommerce settings > Orders) and to "
-                   f"MANUAL_PAYMENT_TYPES, or change the order")

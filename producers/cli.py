@@ -8,10 +8,9 @@ from pathlib import Path
 
 import click
 
-from sandbox.auth import API_KEY as SANDBOX_API_KEY
 from worker.messages import OrderInvalid
-
-STEP_NAMES = ("create_order", "add_items", "record_payment", "set_custom_fields", "create_subscription")
+from worker.pipeline import LANES, STEP_NAMES
+from worker.settings import Settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,19 +18,52 @@ def main() -> None:
     """Import complete orders into Keap, exactly once, through Celery workers."""
 
 
+def _settings() -> Settings:
+    """The settings of this command (environment and .env), read once, and the Celery app pointed at them."""
+    root = click.get_current_context().find_root()
+    if root.obj is None:
+        from worker.app import configure
+
+        root.obj = Settings()
+        configure(root.obj)
+    return root.obj
+
+
+def _ledger():
+    from worker.context import ledger
+
+    return ledger(_settings())
+
+
+def _producer():
+    from producers.enqueue import Producer
+
+    return Producer(_settings(), _ledger())
+
+
+def _context():
+    from worker.context import NoCredential, build_context
+
+    try:
+        return build_context(_settings())
+    except NoCredential as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8700, show_default=True, type=int)
-@click.option("--api-key", default=SANDBOX_API_KEY, show_default=True, help="The X-Keap-API-Key it accepts.")
+@click.option("--api-key", default=None, help="The X-Keap-API-Key it accepts (default: the sandbox's public test key).")
 @click.option("--limits", default="oauth", show_default=True, help="oauth, sak, off, or e.g. '20/s,600/min,5000/day'.")
 @click.option("--latency-ms", default=0, show_default=True, type=int, help="Added to every API answer.")
 @click.option("--seed", default=None, type=int, help="Seed for reproducible faults.")
 @click.option("--data", default=None, type=click.Path(exists=True, dir_okay=False), help="Seed data JSON file.")
 def sandbox(host, port, api_key, limits, latency_ms, seed, data) -> None:
     """Run the local Keap sandbox until interrupted."""
-    from sandbox.server import run
+    run = _sandbox_module("server").run
 
-    run(host=host, port=port, api_key=api_key, limits=limits, latency_ms=latency_ms, seed=seed, data=data)
+    key = {"api_key": api_key} if api_key else {}
+    run(host=host, port=port, limits=limits, latency_ms=latency_ms, seed=seed, data=data, **key)
 
 
 @main.command()
@@ -55,25 +87,21 @@ def demo(orders_file) -> None:
 def backfill(file, fmt, wait, dry_run, report, window) -> None:
     """Import a store export (JSONL or CSV) on the backfill lane."""
     from producers import backfill as bf
-    from producers.enqueue import default_ledger
-    from worker.settings import get_settings
 
+    settings = _settings()
     if dry_run:
-        from worker.tasks import context
-
-        types = {t.strip() for t in get_settings().manual_payment_types.split(",") if t.strip()}
-        ok, bad = bf.dry_run(file, fmt, context().keap, types)
+        ok, bad = bf.dry_run(file, fmt, _context(), settings.payment_types)
         click.echo(f"dry run: {ok} orders ready, {bad} with problems; nothing was written to Keap")
         sys.exit(1 if bad else 0)
-    _warn_without_worker(get_settings())
+    _warn_without_worker(settings)
     report_fh = open(report, "w", encoding="utf-8") if report else None
     try:
-        job = bf.Backfill(default_ledger(), window=window or get_settings().backfill_window, report=report_fh)
+        job = bf.Backfill(_producer(), window=window or settings.backfill_window, report=report_fh)
         progress = job.run(file, fmt, wait=wait)
     finally:
         if report_fh:
             report_fh.close()
-    click.echo(summary(progress, wait))
+    click.echo(progress.summary(wait))
     sys.exit(0 if not wait or (progress.done == progress.valid and not progress.failed) else 1)
 
 
@@ -88,26 +116,14 @@ def _warn_without_worker(settings) -> None:
                    f"  celery -A worker.app worker -Q {settings.live_queue},{queue}", err=True)
 
 
-def summary(progress, waited: bool) -> str:
-    lines = [f"orders in file: {progress.total}", f"invalid rows:   {progress.invalid}",
-             f"done:           {progress.done} ({progress.skipped} already done before this run)",
-             f"failed:         {progress.failed}"]
-    if not waited:
-        lines.append(f"in flight:      {len(progress.in_flight)} (follow with `keap-orders status ID`)")
-    return "\n".join(lines)
-
-
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default=None)
 def verify(file, fmt) -> None:
     """Read the imported orders of FILE back from Keap and report every difference (read-only)."""
-    from producers.enqueue import default_ledger
     from producers.verify import verify_file
-    from worker.tasks import context
 
-    ctx = context()
-    checked, problems = verify_file(file, fmt, ctx.keap, default_ledger(), ctx.external_id_label)
+    checked, problems = verify_file(file, fmt, _context())
     for problem in problems:
         click.echo(problem)
     click.echo(f"verified {checked} orders: {len(problems)} problem(s)")
@@ -126,9 +142,7 @@ def schema() -> None:
 @click.argument("external_id")
 def status(external_id) -> None:
     """Show one order: status, current or failed step, error, Keap ids."""
-    from producers.enqueue import default_ledger
-
-    state = default_ledger().get(external_id)
+    state = _ledger().get(external_id)
     if state is None:
         raise click.ClickException(f"order {external_id}: not in the ledger")
     click.echo(json.dumps(state.as_dict(), indent=2, default=str))
@@ -138,9 +152,7 @@ def status(external_id) -> None:
 @click.option("--limit", default=50, show_default=True)
 def failed(limit) -> None:
     """List failed orders with the step and the reason."""
-    from producers.enqueue import default_ledger
-
-    ledger = default_ledger()
+    ledger = _ledger()
     ids = ledger.ids_with_status("failed", limit)
     for ext in ids:
         state = ledger.get(ext)
@@ -152,13 +164,12 @@ def failed(limit) -> None:
 @click.argument("external_id")
 @click.option("--from-step", type=click.Choice(STEP_NAMES), default=None, help="Default: the step that failed.")
 @click.option("--file", "fixed", type=click.File("r"), default=None, help="A corrected order (JSON) to use instead.")
-@click.option("--lane", type=click.Choice(["live", "backfill"]), default=None)
+@click.option("--lane", type=click.Choice(LANES), default=None)
 def retry(external_id, from_step, fixed, lane) -> None:
     """Retry an order from the step that failed (work already done in Keap is not repeated)."""
-    from producers.enqueue import retry_order
-
     try:
-        result = retry_order(external_id, from_step=from_step, order=json.load(fixed) if fixed else None, lane=lane)
+        result = _producer().retry_order(external_id, from_step=from_step, order=json.load(fixed) if fixed else None,
+                                         lane=lane)
     except (LookupError, ValueError, OrderInvalid) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"order {result.external_id}: {result.status}")
@@ -168,13 +179,22 @@ def retry(external_id, from_step, fixed, lane) -> None:
 @click.argument("external_id")
 def cancel(external_id) -> None:
     """Stop an order: steps not yet run are skipped (what is already in Keap stays)."""
-    from producers.enqueue import default_ledger
-
-    ledger = default_ledger()
+    ledger = _ledger()
     if ledger.get(external_id) is None:
         raise click.ClickException(f"order {external_id}: not in the ledger")
     ledger.cancel(external_id)
     click.echo(f"order {external_id}: cancelled")
+
+
+def _sandbox_module(name: str):
+    """A module of the optional sandbox package, or a clear error on an install without it."""
+    import importlib
+
+    try:
+        return importlib.import_module(f"sandbox.{name}")
+    except ImportError as exc:
+        raise click.ClickException("the local Keap sandbox is not installed here: pip install 'keap-orders[sandbox]' "
+                                   f"(or run `make`, which installs it) [{exc}]") from exc
 
 
 if __name__ == "__main__":

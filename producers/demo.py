@@ -81,6 +81,8 @@ def worker_process(env: dict[str, str], queues: str) -> Iterator[subprocess.Pope
 
 def run_demo(orders: Path | None = None) -> int:
     from sandbox.server import Sandbox
+    from worker.app import configure
+    from worker.settings import Settings
 
     orders = orders or EXAMPLES
     run_id = f"demo-{int(time.time())}-{os.getpid()}"
@@ -93,24 +95,21 @@ def run_demo(orders: Path | None = None) -> int:
             "KEY_PREFIX": run_id, "LIVE_QUEUE": f"{run_id}.live", "BACKFILL_QUEUE": f"{run_id}.backfill",
             "RATE_LIMITS": "oauth",  # the sandbox enforces Keap's OAuth limits by default
         }
-        os.environ.update(env)
-        from worker.settings import get_settings
-
-        get_settings.cache_clear()
+        settings = Settings(**{name.lower(): value for name, value in env.items()})
+        configure(settings)
         from producers.backfill import Backfill
-        from producers.cli import summary
-        from producers.enqueue import default_ledger
+        from producers.enqueue import Producer
 
         print(f"demo: sandbox at {sb.url}, importing {orders.name} through a Celery worker")
         stack.callback(_cleanup, redis_url, run_id)  # runs after the worker has stopped
         stack.enter_context(worker_process(env, f"{run_id}.live,{run_id}.backfill"))
         started = time.monotonic()
-        progress = Backfill(default_ledger(), window=50).run(orders, wait=True)
+        progress = Backfill(Producer(settings), window=50).run(orders, wait=True)
         elapsed = time.monotonic() - started
         stats = sb.stats()
         calls = stats["total"]
         imported = progress.done
-        print(summary(progress, waited=True))
+        print(progress.summary(waited=True))
         print(f"Keap calls:     {calls} ({stats['throttled_429']} answered 429)")
         print(f"calls/order:    {calls / imported:.2f}" if imported else "calls/order:    -")
         print(f"elapsed:        {elapsed:.1f}s")

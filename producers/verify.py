@@ -11,14 +11,15 @@ from pathlib import Path
 from typing import Iterator
 
 from producers.backfill import READERS, detect_format
-from worker.keap import KeapClient, money
-from worker.ledger import Ledger
+from worker.keap import money
+from worker.steps import payloads, resolve
 from worker.messages import Order
+from worker.steps.base import OrderRejected, StepContext
 
 
-def verify_file(path: Path, fmt: str | None, keap: KeapClient, ledger: Ledger,
-                external_id_label: str) -> tuple[int, list[str]]:
+def verify_file(path: Path, fmt: str | None, ctx: StepContext) -> tuple[int, list[str]]:
     """Returns (orders checked, problems). Invalid rows of the file are not checked (they were never sent)."""
+    keap, external_id_label = ctx.keap, ctx.external_id_label
     model = keap.orders.get_model().get("custom_fields") or []
     fields = {meta["label"]: meta for meta in model}
     if external_id_label not in fields:
@@ -28,29 +29,25 @@ def verify_file(path: Path, fmt: str | None, keap: KeapClient, ledger: Ledger,
         if row.order is None:
             continue
         checked += 1
-        problems += [f"order {row.order.external_id}: {p}" for p in verify_order(row.order, keap, ledger, fields,
-                                                                                 external_id_label)]
+        problems += [f"order {row.order.external_id}: {p}" for p in verify_order(row.order, ctx, fields)]
     return checked, problems
 
 
-def verify_order(order: Order, keap: KeapClient, ledger: Ledger, fields: dict[str, dict],
-                 external_id_label: str) -> Iterator[str]:
+def verify_order(order: Order, ctx: StepContext, fields: dict[str, dict]) -> Iterator[str]:
+    keap, ledger, external_id_label = ctx.keap, ctx.ledger, ctx.external_id_label
     found = keap.orders.find_by_custom_field(fields[external_id_label]["field_name"], order.external_id)
     if len(found) != 1:
         yield f"expected exactly 1 Keap order, found {len(found)}"
         return
     keap_order = keap.orders.get(found[0]["id"])
 
-    def line(item_type, name, quantity, price, cost) -> tuple:
-        return item_type, name, int(quantity), Decimal(price or 0), Decimal(cost or 0)
-
-    want = Counter(line(i.type, i.sku or i.name, i.quantity, i.unit_price, i.unit_cost) for i in order.items)
-    got = Counter(
-        line(i.get("item_type") or "PRODUCT", (i.get("product") or {}).get("sku") or i.get("name"), i.get("quantity", 0),
-             money(i["price_per_unit"]) if i.get("price_per_unit") else 0,
-             money(i["cost_per_unit"]) if i.get("cost_per_unit") else 0)
-        for i in keap_order.get("order_items") or []
-    )
+    try:
+        product_ids = resolve.product_ids(ctx, order)
+    except OrderRejected as exc:
+        yield str(exc)
+        return
+    want = Counter(payloads.item_key(item, product_ids.get(item.sku or "")) for item in order.items)
+    got = Counter(payloads.keap_item_key(line) for line in keap_order.get("order_items") or [])
     if want != got:
         yield f"items differ: missing {sorted(map(str, (want - got).elements()))}, extra {sorted(map(str, (got - want).elements()))}"
     if money(keap_order["total"]) != order.total:

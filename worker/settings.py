@@ -17,6 +17,12 @@ class Settings(BaseSettings):
     )
     keap_api_key: SecretStr | None = Field(None, description="Service account key or personal access token.")
     keap_access_token: SecretStr | None = Field(None, description="OAuth access token (instead of an API key).")
+    keap_account: str = Field(
+        "",
+        description="The Keap account (app name, e.g. ab103) the credential belongs to: the shared rate limit is "
+        "kept per account, so every worker and credential of one account share it. Empty: derived from the "
+        "credential.",
+    )
     keap_timeout_seconds: float = Field(30.0, description="Read timeout of one Keap call.")
     external_id_field_label: str = Field(
         "External Order ID", description="Label of the order custom field that holds the external order id."
@@ -53,6 +59,11 @@ class Settings(BaseSettings):
     backfill_window: int = Field(200, description="At most this many backfill orders in flight at once.")
 
     sentry_dsn: SecretStr | None = Field(None, description="Sentry DSN; errors are reported without customer data.")
+
+
+    @property
+    def payment_types(self) -> set[str]:
+        return {name.strip() for name in self.manual_payment_types.split(",") if name.strip()}
 
 
 @lru_cache

@@ -1,7 +1,6 @@
 """End-to-end fixtures: the sandbox over HTTP, a real in-process Celery worker on real Redis, own queues/keys."""
 from __future__ import annotations
 
-import os
 import time
 import uuid
 
@@ -9,9 +8,9 @@ import pytest
 
 from tests.conftest import REDIS_URL, SANDBOX_KEY, conformance_spec, spec_problems
 
-# The Celery app reads its broker and queue names at import, so they are set before anything imports it.
+# This run's own key prefix and queues on the shared Redis; the CLI tests pass the same values as environment.
 RUN = f"test-{uuid.uuid4().hex[:8]}"
-os.environ.update({
+ENV = {
     "REDIS_URL": REDIS_URL,
     "KEY_PREFIX": RUN,
     "LIVE_QUEUE": f"{RUN}.live",
@@ -20,7 +19,7 @@ os.environ.update({
     "RATE_LIMITS": "off",
     "MAX_RETRIES": "5",
     "RETRY_BACKOFF_CAP_SECONDS": "2",
-})
+}
 
 
 @pytest.fixture(scope="session")
@@ -35,20 +34,33 @@ def keap_sandbox():
 
 
 @pytest.fixture(scope="session")
-def worker(keap_sandbox, redis_client):
+def settings(keap_sandbox):
+    """This run's settings; the CLI tests see the same through their environment (`cli_env`)."""
+    from worker.settings import Settings
+
+    ENV["KEAP_BASE_URL"] = keap_sandbox.base_url
+    return Settings(**{name.lower(): value for name, value in ENV.items()})
+
+
+@pytest.fixture
+def cli_env():
+    return dict(ENV)
+
+
+@pytest.fixture(scope="session")
+def worker(settings, redis_client):
     """A real Celery worker (thread pool, 4 threads) consuming this run's queues, against the sandbox."""
-    os.environ["KEAP_BASE_URL"] = keap_sandbox.base_url
     from celery.contrib.testing.worker import start_worker
 
-    from worker.app import app
-    from worker.settings import get_settings
-    from worker.tasks import context
+    from worker import context
+    from worker.app import app, configure
 
-    get_settings.cache_clear()
-    context.cache_clear()
+    configure(settings)
+    context.install(settings)
+    _, ctx = context.current()
     with start_worker(app, pool="threads", concurrency=4, perform_ping_check=False,
-                      queues=[f"{RUN}.live", f"{RUN}.backfill"], shutdown_timeout=30, loglevel="WARNING"):
-        yield context()
+                      queues=[settings.live_queue, settings.backfill_queue], shutdown_timeout=30, loglevel="WARNING"):
+        yield ctx
     for key in redis_client.scan_iter(f"*{RUN}*", count=1000):
         redis_client.delete(key)
 
@@ -74,3 +86,11 @@ def wait_until_finished(ledger, external_ids, timeout=90.0):
             return statuses
         time.sleep(0.1)
     raise AssertionError(f"orders still in flight after {timeout}s: {ledger.statuses(ids)}")
+
+
+@pytest.fixture
+def producer(settings, ctx):
+    """Sends orders and steps on this run's queues, with the worker's ledger."""
+    from producers.enqueue import Producer
+
+    return Producer(settings, ctx.ledger)

@@ -7,7 +7,6 @@ import time
 from click.testing import CliRunner
 
 from producers.cli import main
-from producers.enqueue import enqueue_order, send_chain
 from tests.pipeline.conftest import wait_until_finished
 from tests.pipeline.test_pipeline import typical_order
 
@@ -17,52 +16,52 @@ def write_jsonl(path, orders):
     return path
 
 
-def test_backfill_wait_report_status_and_verify(ctx, ext, tmp_path):
+def test_backfill_wait_report_status_and_verify(ctx, ext, tmp_path, cli_env):
     good = [typical_order(f"{ext}-{i}") for i in range(3)]
     bad = typical_order(f"{ext}-bad")
     bad["items"][0]["unit_price"] = "1.999"
     path = write_jsonl(tmp_path / "orders.jsonl", [good[0], bad, good[1], good[2]])
     report = tmp_path / "report.txt"
 
-    result = CliRunner().invoke(main, ["backfill", str(path), "--wait", "--report", str(report)])
+    result = CliRunner(env=cli_env).invoke(main, ["backfill", str(path), "--wait", "--report", str(report)])
     assert result.exit_code == 0, result.output
     assert "done:           3" in result.output and "invalid rows:   1" in result.output
     assert "no worker is consuming" not in result.output  # the test's worker answers the broker's ping
     assert report.read_text().startswith("line 2: order ") and "items[0].unit_price" in report.read_text()
 
-    status = CliRunner().invoke(main, ["status", f"{ext}-1"])
+    status = CliRunner(env=cli_env).invoke(main, ["status", f"{ext}-1"])
     assert status.exit_code == 0 and json.loads(status.output)["status"] == "done"
     assert "customer" not in status.output and "@example.com" not in status.output  # no customer data
 
-    verify = CliRunner().invoke(main, ["verify", str(path)])
+    verify = CliRunner(env=cli_env).invoke(main, ["verify", str(path)])
     assert verify.exit_code == 0 and "verified 3 orders: 0 problem(s)" in verify.output
 
 
-def test_backfill_wait_exits_1_when_an_order_fails_then_retry_fixes_it(ctx, ext, tmp_path):
+def test_backfill_wait_exits_1_when_an_order_fails_then_retry_fixes_it(ctx, ext, tmp_path, cli_env):
     order = typical_order(ext)
     order["items"][0]["sku"] = "NOT-IN-KEAP"
     path = write_jsonl(tmp_path / "orders.jsonl", [order])
-    result = CliRunner().invoke(main, ["backfill", str(path), "--wait"])
+    result = CliRunner(env=cli_env).invoke(main, ["backfill", str(path), "--wait"])
     assert result.exit_code == 1 and "failed:         1" in result.output
 
-    failed = CliRunner().invoke(main, ["failed"])
+    failed = CliRunner(env=cli_env).invoke(main, ["failed"])
     assert ext in failed.output and "create_order" in failed.output and "NOT-IN-KEAP" in failed.output
 
     order["items"][0]["sku"] = "TSHIRT-M"
     fixed = tmp_path / "fixed.json"
     fixed.write_text(json.dumps(order))
-    retry = CliRunner().invoke(main, ["retry", ext, "--file", str(fixed)])
+    retry = CliRunner(env=cli_env).invoke(main, ["retry", ext, "--file", str(fixed)])
     assert retry.exit_code == 0, retry.output
     assert wait_until_finished(ctx.ledger, [ext])[ext] == "done"
 
 
-def test_dry_run_finds_unknown_skus_and_writes_nothing(ctx, keap_sandbox, ext, tmp_path):
+def test_dry_run_finds_unknown_skus_and_writes_nothing(ctx, keap_sandbox, ext, tmp_path, cli_env):
     order = typical_order(ext, subscriptions=[{"sku": "MUG-CLASSIC", "billing_cycle": "MONTHLY"}])
     order["items"][1]["sku"] = "NOPE-9"
     order["payments"][0]["method"] = "Wire Transfer"
     path = write_jsonl(tmp_path / "orders.jsonl", [order, typical_order(f"{ext}-ok")])
     writes = {k: v for k, v in keap_sandbox.stats()["requests"].items() if not k.startswith("GET")}
-    result = CliRunner().invoke(main, ["backfill", str(path), "--dry-run"])
+    result = CliRunner(env=cli_env).invoke(main, ["backfill", str(path), "--dry-run"])
     assert result.exit_code == 1
     assert "items[1].sku" in result.output and "NOPE-9" in result.output
     assert "subscriptions[0].billing_cycle" in result.output
@@ -72,19 +71,19 @@ def test_dry_run_finds_unknown_skus_and_writes_nothing(ctx, keap_sandbox, ext, t
     assert ctx.ledger.get(ext) is None
 
 
-def test_cancelled_order_runs_no_further_steps(ctx, keap_sandbox, ext):
+def test_cancelled_order_runs_no_further_steps(ctx, keap_sandbox, ext, producer, cli_env):
     ctx.ledger.register(ext, typical_order(ext), "live")
-    assert CliRunner().invoke(main, ["cancel", ext]).exit_code == 0
+    assert CliRunner(env=cli_env).invoke(main, ["cancel", ext]).exit_code == 0
     calls = keap_sandbox.stats()["total"]
-    send_chain(ext, "live")
+    producer.send_chain(ext, "live")
     time.sleep(1)
     assert ctx.ledger.get(ext).status == "cancelled" and "order_id" not in ctx.ledger.get(ext).results
     assert keap_sandbox.stats()["total"] == calls
-    assert enqueue_order(typical_order(ext), ledger=ctx.ledger).sent  # a cancelled order may be sent again
+    assert producer.enqueue_order(typical_order(ext)).sent  # a cancelled order may be sent again
     assert wait_until_finished(ctx.ledger, [ext])[ext] == "done"
 
 
-def test_schema_is_json_schema_of_an_order():
-    result = CliRunner().invoke(main, ["schema"])
+def test_schema_is_json_schema_of_an_order(cli_env):
+    result = CliRunner(env=cli_env).invoke(main, ["schema"])
     schema = json.loads(result.output)
     assert "external_id" in schema["properties"] and "external_id" in schema["required"]

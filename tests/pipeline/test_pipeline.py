@@ -8,7 +8,6 @@ from decimal import Decimal
 
 import pytest
 
-from producers.enqueue import enqueue_order, enqueue_step, retry_order
 from tests.pipeline.conftest import wait_until_finished
 from worker.keap import money
 from worker.tasks import TASKS
@@ -51,8 +50,8 @@ def post_counts(sandbox) -> dict[str, int]:
     return {k: v for k, v in sandbox.stats()["requests"].items() if not k.startswith("GET")}
 
 
-def test_typical_order_is_imported_once_with_everything(ctx, ext):
-    enqueue_order(typical_order(ext), "live", ledger=ctx.ledger)
+def test_typical_order_is_imported_once_with_everything(ctx, ext, producer):
+    producer.enqueue_order(typical_order(ext), "live")
     assert wait_until_finished(ctx.ledger, [ext])[ext] == "done"
 
     [found] = keap_orders(ctx, ext)
@@ -75,19 +74,19 @@ def test_typical_order_is_imported_once_with_everything(ctx, ext):
     assert state.status == "done" and state.results["order_id"] == found["id"]
 
 
-def test_call_budget_new_and_returning_customer(ctx, keap_sandbox, ext):
+def test_call_budget_new_and_returning_customer(ctx, keap_sandbox, ext, producer):
     """A typical order: at most 4 Keap calls for a new customer and 2 for a returning one (warm caches)."""
     warm = typical_order(f"{ext}-warm", email=f"warm-{ext}@example.com")
-    enqueue_order(warm, ledger=ctx.ledger)
+    producer.enqueue_order(warm)
     wait_until_finished(ctx.ledger, [warm["external_id"]])
 
     before = keap_sandbox.stats()["total"]
-    enqueue_order(typical_order(f"{ext}-new", email=f"new-{ext}@example.com"), ledger=ctx.ledger)
+    producer.enqueue_order(typical_order(f"{ext}-new", email=f"new-{ext}@example.com"))
     assert wait_until_finished(ctx.ledger, [f"{ext}-new"])[f"{ext}-new"] == "done"
     new_customer = keap_sandbox.stats()["total"] - before
 
     before = keap_sandbox.stats()["total"]
-    enqueue_order(typical_order(f"{ext}-again", email=f"new-{ext}@example.com"), ledger=ctx.ledger)
+    producer.enqueue_order(typical_order(f"{ext}-again", email=f"new-{ext}@example.com"))
     assert wait_until_finished(ctx.ledger, [f"{ext}-again"])[f"{ext}-again"] == "done"
     returning = keap_sandbox.stats()["total"] - before
 
@@ -95,11 +94,11 @@ def test_call_budget_new_and_returning_customer(ctx, keap_sandbox, ext):
     assert returning <= 2, returning
 
 
-def test_each_step_delivered_twice_has_one_effect(ctx, keap_sandbox, ext):
+def test_each_step_delivered_twice_has_one_effect(ctx, keap_sandbox, ext, producer):
     order = typical_order(ext, subscriptions=[{"sku": "COFFEE-CLUB", "billing_cycle": "MONTHLY"}])
     # The whole chain twice at once (a duplicate produce), then every step twice more, concurrently.
-    enqueue_order(order, "live", ledger=ctx.ledger)
-    enqueue_order(order, "live", ledger=ctx.ledger, force=True)
+    producer.enqueue_order(order, "live")
+    producer.enqueue_order(order, "live", force=True)
     wait_until_finished(ctx.ledger, [ext])
     writes_after_first = post_counts(keap_sandbox)
 
@@ -118,13 +117,13 @@ def test_each_step_delivered_twice_has_one_effect(ctx, keap_sandbox, ext):
 
 
 def ctx_queue() -> str:
-    from worker.settings import get_settings
+    from tests.pipeline.conftest import ENV
 
-    return get_settings().live_queue
+    return ENV["LIVE_QUEUE"]
 
 
-def test_concurrent_duplicate_deliveries_of_create_order(ctx, ext):
-    enqueue_order(typical_order(ext, payments=[]), ledger=ctx.ledger)
+def test_concurrent_duplicate_deliveries_of_create_order(ctx, ext, producer):
+    producer.enqueue_order(typical_order(ext, payments=[]))
     threads = [threading.Thread(target=TASKS["create_order"].apply_async, kwargs={"args": (ext,), "queue": ctx_queue()})
                for _ in range(4)]
     for t in threads:
@@ -136,19 +135,19 @@ def test_concurrent_duplicate_deliveries_of_create_order(ctx, ext):
     assert len(keap_orders(ctx, ext)) == 1
 
 
-def test_duplicate_produce_is_refused(ctx, ext):
-    first = enqueue_order(typical_order(ext), ledger=ctx.ledger)
-    second = enqueue_order(typical_order(ext), ledger=ctx.ledger)
+def test_duplicate_produce_is_refused(ctx, ext, producer):
+    first = producer.enqueue_order(typical_order(ext))
+    second = producer.enqueue_order(typical_order(ext))
     assert first.sent and not second.sent and second.status in ("queued", "running", "done")
     wait_until_finished(ctx.ledger, [ext])
-    third = enqueue_order(typical_order(ext), ledger=ctx.ledger)
+    third = producer.enqueue_order(typical_order(ext))
     assert not third.sent and third.status == "done"
 
 
-def test_unknown_sku_fails_with_an_actionable_message(ctx, ext):
+def test_unknown_sku_fails_with_an_actionable_message(ctx, ext, producer):
     order = typical_order(ext)
     order["items"][1]["sku"] = "NO-SUCH-SKU"
-    enqueue_order(order, ledger=ctx.ledger)
+    producer.enqueue_order(order)
     assert wait_until_finished(ctx.ledger, [ext])[ext] == "failed"
     state = ctx.ledger.get(ext)
     assert state.error_step == "create_order" and state.error_kind == "rejected"
@@ -157,29 +156,29 @@ def test_unknown_sku_fails_with_an_actionable_message(ctx, ext):
     assert "order_id" not in state.results
 
 
-def test_failed_payment_is_fixed_and_retried_from_that_step(ctx, keap_sandbox, ext):
+def test_failed_payment_is_fixed_and_retried_from_that_step(ctx, keap_sandbox, ext, producer):
     order = typical_order(ext)
     order["payments"][0]["method"] = "Wire Transfer"  # not a manual payment type of the account
-    enqueue_order(order, ledger=ctx.ledger)
+    producer.enqueue_order(order)
     assert wait_until_finished(ctx.ledger, [ext])[ext] == "failed"
     state = ctx.ledger.get(ext)
     assert state.error_step == "record_payment" and "payments[0]" in state.error
     order_creates = keap_sandbox.stats()["requests"].get("POST /rest/v2/orders 201", 0)
 
     order["payments"][0]["method"] = "Check"
-    retry_order(ext, order=order, ledger=ctx.ledger)
+    producer.retry_order(ext, order=order)
     assert wait_until_finished(ctx.ledger, [ext])[ext] == "done"
     assert keap_sandbox.stats()["requests"].get("POST /rest/v2/orders 201", 0) == order_creates
     [found] = keap_orders(ctx, ext)
     assert len(ctx.keap.orders.list_payments(found["id"])) == 1
 
 
-def test_another_service_adds_a_payment_to_an_existing_order(ctx, ext):
-    enqueue_order(typical_order(ext, payments=[]), ledger=ctx.ledger)
+def test_another_service_adds_a_payment_to_an_existing_order(ctx, ext, producer):
+    producer.enqueue_order(typical_order(ext, payments=[]))
     wait_until_finished(ctx.ledger, [ext])
     payment = {"amount": "30.00", "method": "Cash", "external_id": f"late-{ext}"}
-    enqueue_step("record_payment", ext, payments=[payment], ledger=ctx.ledger)
-    enqueue_step("record_payment", ext, payments=[payment], ledger=ctx.ledger)  # the same payment again
+    producer.enqueue_step("record_payment", ext, payments=[payment])
+    producer.enqueue_step("record_payment", ext, payments=[payment])  # the same payment again
     time.sleep(0.5)
     wait_until_finished(ctx.ledger, [ext])
     [found] = keap_orders(ctx, ext)
@@ -187,16 +186,16 @@ def test_another_service_adds_a_payment_to_an_existing_order(ctx, ext):
     assert [Decimal(str(p["amount"])) for p in payments] == [Decimal("30.00")]
 
 
-def test_enqueue_step_for_an_unknown_order_says_what_to_do(ctx):
+def test_enqueue_step_for_an_unknown_order_says_what_to_do(ctx, producer):
     with pytest.raises(LookupError, match="enqueue_order first"):
-        enqueue_step("record_payment", "never-seen", ledger=ctx.ledger)
+        producer.enqueue_step("record_payment", "never-seen")
 
 
-def test_live_order_does_not_wait_behind_a_backfill(ctx, ext):
+def test_live_order_does_not_wait_behind_a_backfill(ctx, ext, producer):
     backfill = [f"{ext}-b{i}" for i in range(40)]
     for bid in backfill:
-        enqueue_order(typical_order(bid, email=f"{bid}@example.com"), "backfill", ledger=ctx.ledger)
-    enqueue_order(typical_order(f"{ext}-live"), "live", ledger=ctx.ledger)
+        producer.enqueue_order(typical_order(bid, email=f"{bid}@example.com"), "backfill")
+    producer.enqueue_order(typical_order(f"{ext}-live"), "live")
     wait_until_finished(ctx.ledger, [f"{ext}-live"])
     backfill_done = sum(s == "done" for s in ctx.ledger.statuses(backfill).values())
     wait_until_finished(ctx.ledger, backfill)

@@ -5,7 +5,6 @@ import time
 
 import pytest
 
-from producers.enqueue import enqueue_order, enqueue_step
 from tests.pipeline.conftest import wait_until_finished
 from tests.pipeline.test_pipeline import keap_orders, typical_order
 
@@ -18,16 +17,16 @@ def faults(keap_sandbox):
 
 @pytest.mark.parametrize("route", ["POST /rest/v2/orders", "POST /rest/v2/orders/{order_id}/payments",
                                    "POST /rest/v2/subscriptions"])
-def test_lost_answer_after_a_write_is_reconciled_not_repeated(ctx, keap_sandbox, faults, ext, route):
+def test_lost_answer_after_a_write_is_reconciled_not_repeated(ctx, keap_sandbox, faults, ext, route, producer):
     order = typical_order(ext, subscriptions=[{"sku": "SUPPORT-PLAN", "billing_cycle": "YEARLY"}])
-    enqueue_order(order, ledger=ctx.ledger)  # warms the caches; then the real test on a second order
+    producer.enqueue_order(order)  # warms the caches; then the real test on a second order
     wait_until_finished(ctx.ledger, [ext])
 
     second = typical_order(f"{ext}-2", email=f"second-{ext}@example.com",
                            subscriptions=[{"sku": "SUPPORT-PLAN", "billing_cycle": "YEARLY"}])
     # Every matching write is applied, then its answer is lost: only reconciliation can finish the order.
     faults(commit_then_timeout_rate=1.0, routes=[route])
-    enqueue_order(second, ledger=ctx.ledger)
+    producer.enqueue_order(second)
     assert wait_until_finished(ctx.ledger, [f"{ext}-2"])[f"{ext}-2"] == "done"
     faults()
 
@@ -38,9 +37,9 @@ def test_lost_answer_after_a_write_is_reconciled_not_repeated(ctx, keap_sandbox,
     assert state.attempts >= 6  # five steps, and at least one of them ran again
 
 
-def test_server_errors_are_retried_until_keap_answers(ctx, faults, ext):
+def test_server_errors_are_retried_until_keap_answers(ctx, faults, ext, producer):
     faults(error_rate=1.0, routes=["POST /rest/v2/orders/{order_id}/payments"])
-    enqueue_order(typical_order(ext), ledger=ctx.ledger)
+    producer.enqueue_order(typical_order(ext))
     deadline = time.monotonic() + 30
     while ctx.ledger.get(ext).attempts < 4 and time.monotonic() < deadline:  # the payment step failed twice
         time.sleep(0.02)
@@ -50,9 +49,9 @@ def test_server_errors_are_retried_until_keap_answers(ctx, faults, ext):
     assert len(ctx.keap.orders.list_payments(found["id"])) == 1
 
 
-def test_an_outage_longer_than_the_retry_budget_fails_the_order_with_a_way_out(ctx, faults, ext):
+def test_an_outage_longer_than_the_retry_budget_fails_the_order_with_a_way_out(ctx, faults, ext, producer):
     faults(error_rate=1.0, routes=["POST /rest/v2/orders/{order_id}/payments"])
-    enqueue_order(typical_order(ext), ledger=ctx.ledger)
+    producer.enqueue_order(typical_order(ext))
     assert wait_until_finished(ctx.ledger, [ext], timeout=60)[ext] == "failed"
     faults()
     state = ctx.ledger.get(ext)
@@ -60,13 +59,13 @@ def test_an_outage_longer_than_the_retry_budget_fails_the_order_with_a_way_out(c
     assert "gave up after 6 attempts" in state.error and f"keap-orders retry {ext}" in state.error
 
 
-def test_items_added_later_survive_a_lost_answer(ctx, faults, ext):
-    enqueue_order(typical_order(ext, payments=[]), ledger=ctx.ledger)
+def test_items_added_later_survive_a_lost_answer(ctx, faults, ext, producer):
+    producer.enqueue_order(typical_order(ext, payments=[]))
     wait_until_finished(ctx.ledger, [ext])
     extra = [{"sku": "GRINDER-PRO", "quantity": 1, "unit_price": "129.00"},
              {"type": "FEE", "name": "Gift wrap", "quantity": 1, "unit_price": "2.50"}]
     faults(commit_then_timeout_rate=1.0, routes=["POST /rest/v2/orders/{order_id}/items"])
-    enqueue_step("add_items", ext, items=extra, ledger=ctx.ledger)
+    producer.enqueue_step("add_items", ext, items=extra)
     time.sleep(0.3)
     assert wait_until_finished(ctx.ledger, [ext])[ext] == "done"
     faults()

@@ -21,7 +21,7 @@ def test_worker_takes_live_work_first_and_acks_late():
 
 def test_keap_refusals_become_actionable_operator_messages():
     from worker.keap import KeapAuthError, KeapValidationError
-    from worker.tasks import refused
+    from worker.runner import refused
 
     auth = refused("shop-1", "create_order", KeapAuthError("Keap answered 401: invalid key", status=401))
     assert auth.startswith("order shop-1: create_order: Keap refused the request")

@@ -1,9 +1,8 @@
 """Step 2: add the order's items that are not on the Keap order yet (none for a freshly created order)."""
 from __future__ import annotations
 
-from worker.keap import money
 from worker.ledger import OrderState
-from worker.messages import Item, Order
+from worker.messages import Order
 from worker.steps import payloads, resolve
 from worker.steps.base import StepContext, keap_order_id, load
 
@@ -18,7 +17,7 @@ def run(ctx: StepContext, external_id: str) -> None:
     for i in todo:
         item = order.items[i]
         product_id = product_ids.get(item.sku or "")
-        if f"item:{i}" in state.intents and _landed(ctx, order_id, order, state, i, product_id):
+        if f"item:{i}" in state.intents and _landed(ctx, order_id, order, state, i, product_ids):
             ctx.ledger.record(external_id, {f"item:{i}": "reconciled"})
             state.results[f"item:{i}"] = "reconciled"
             continue
@@ -28,20 +27,13 @@ def run(ctx: StepContext, external_id: str) -> None:
         state.results[f"item:{i}"] = str(added.get("id", "added"))
 
 
-def _landed(ctx: StepContext, order_id: str, order: Order, state: OrderState, i: int, product_id: str | None) -> bool:
+def _landed(ctx: StepContext, order_id: str, order: Order, state: OrderState, i: int,
+            product_ids: dict[str, str]) -> bool:
     """Did an earlier, unanswered add of item i reach Keap? More such lines on the order than we recorded = yes."""
-    item = order.items[i]
-    on_keap = sum(_same(line, item, product_id) for line in ctx.keap.orders.get(order_id).get("order_items") or [])
+    key = payloads.item_key(order.items[i], product_ids.get(order.items[i].sku or ""))
+    on_keap = sum(payloads.keap_item_key(line) == key for line in ctx.keap.orders.get(order_id).get("order_items") or [])
     recorded = sum(
         1 for j, other in enumerate(order.items)
-        if j != i and f"item:{j}" in state.results and (other.type, other.sku, other.name, other.quantity,
-                                                         other.unit_price) == (item.type, item.sku, item.name,
-                                                                               item.quantity, item.unit_price)
+        if j != i and f"item:{j}" in state.results and payloads.item_key(other, product_ids.get(other.sku or "")) == key
     )
     return on_keap > recorded
-
-
-def _same(line: dict, item: Item, product_id: str | None) -> bool:
-    same_thing = ((line.get("product") or {}).get("id") == product_id if product_id else line.get("name") == item.name)
-    price = money(line["price_per_unit"]) if line.get("price_per_unit") else None
-    return same_thing and int(line.get("quantity", 0)) == item.quantity and price == item.unit_price

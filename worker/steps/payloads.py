@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
+from worker.keap import money
 from worker.messages import Address, Customer, Item, Order, Payment, Subscription
 
 # Written into each payment's note so a retry can find a payment an earlier attempt may have recorded:
@@ -94,6 +95,19 @@ def item_body(item: Item, product_id: str | None) -> dict[str, Any]:
         "name": item.name,
         "description": item.description,
     }
+
+
+def item_key(item: Item, product_id: str | None) -> tuple:
+    """What identifies an order line for comparison with Keap's lines (see keap_item_key)."""
+    return (item.type, product_id or item.name, item.quantity, item.unit_price, item.unit_cost or Decimal("0"))
+
+
+def keap_item_key(line: dict[str, Any]) -> tuple:
+    """The item_key of a line of a Keap order (GET /v2/orders/{id}): products by id, other lines by name."""
+    price, cost = line.get("price_per_unit"), line.get("cost_per_unit")
+    return (line.get("item_type") or "PRODUCT", (line.get("product") or {}).get("id") or line.get("name"),
+            int(line.get("quantity", 0)), money(price) if price else Decimal("0"),
+            money(cost) if cost else Decimal("0"))
 
 
 def order_body(

@@ -41,20 +41,36 @@ def contact_id(ctx: StepContext, order: Order) -> str:
         return cid
 
 
-def product(ctx: StepContext, order: Order, sku: str, field: str) -> dict[str, Any]:
-    """The Keap product for a SKU (id and subscription plans); unknown SKUs are the operator's to fix."""
+def find_product(ctx: StepContext, sku: str, memo: dict[str, dict | None] | None = None) -> dict[str, Any] | None:
+    """The Keap product for a SKU as {"id", "plans"} (cached in Redis for every worker), or None if Keap has none.
+
+    `memo` also remembers misses, for a caller that checks many orders at once (a dry run) and must not ask
+    Keap again for every order with the same unknown SKU; the shared cache never holds a miss.
+    """
+    if memo is not None and sku in memo:
+        return memo[sku]
     cached = ctx.ledger.cache_get("products", sku)
     if cached:
         return json.loads(cached)
     found = ctx.keap.products.find_by_sku(sku)
-    if not found:
+    slim = {"id": str(found["id"]), "plans": found.get("subscription_plans") or []} if found else None
+    if slim:
+        ctx.ledger.cache_set("products", sku, json.dumps(slim))
+    if memo is not None:
+        memo[sku] = slim
+    return slim
+
+
+def product(ctx: StepContext, order: Order, sku: str, field: str,
+            memo: dict[str, dict | None] | None = None) -> dict[str, Any]:
+    """The Keap product for a SKU (id and subscription plans); unknown SKUs are the operator's to fix."""
+    found = find_product(ctx, sku, memo)
+    if found is None:
         raise OrderRejected(
             f"order {order.external_id}: {field}: SKU {sku!r} is not a product in Keap; create a product with "
             f"that SKU in Keap (or correct the SKU in the order), then run `keap-orders retry {order.external_id}`"
         )
-    slim = {"id": str(found["id"]), "plans": found.get("subscription_plans") or []}
-    ctx.ledger.cache_set("products", sku, json.dumps(slim))
-    return slim
+    return found
 
 
 def product_ids(ctx: StepContext, order: Order) -> dict[str, str]:
@@ -65,10 +81,10 @@ def product_ids(ctx: StepContext, order: Order) -> dict[str, str]:
     }
 
 
-def plan_id(ctx: StepContext, order: Order, index: int) -> str:
+def plan_id(ctx: StepContext, order: Order, index: int, memo: dict[str, dict | None] | None = None) -> str:
     sub = order.subscriptions[index]
     field = f"subscriptions[{index}]"
-    plans = product(ctx, order, sub.sku, f"{field}.sku")["plans"]
+    plans = product(ctx, order, sub.sku, f"{field}.sku", memo)["plans"]
     for plan in plans:
         if plan.get("billing_cycle") == sub.billing_cycle and plan.get("active", True):
             return str(plan["id"])
@@ -78,6 +94,30 @@ def plan_id(ctx: StepContext, order: Order, index: int) -> str:
         f"subscription plan in Keap (it has: {', '.join(cycles)}); add the plan in Keap or change billing_cycle, "
         f"then run `keap-orders retry {order.external_id}`"
     )
+
+
+def problems(ctx: StepContext, order: Order, payment_types: set[str],
+             memo: dict[str, dict | None] | None = None) -> list[str]:
+    """Everything the steps would refuse about this order's SKUs, plans and payment methods, found without
+    writing to Keap (dry run, doctor). Keap's API cannot list Manual Payment Types, hence `payment_types`."""
+    found = []
+    for i, item in enumerate(order.items):
+        if item.sku:
+            try:
+                product(ctx, order, item.sku, f"items[{i}].sku", memo)
+            except OrderRejected as exc:
+                found.append(str(exc))
+    for i in range(len(order.subscriptions)):
+        try:
+            plan_id(ctx, order, i, memo)
+        except OrderRejected as exc:
+            found.append(str(exc))
+    for i, payment in enumerate(order.payments):
+        if payment.method and payment.method not in payment_types:
+            found.append(f"order {order.external_id}: payments[{i}].method: {payment.method!r} is not one of the "
+                         f"manual payment types {sorted(payment_types)}; add it in Keap (Ecommerce settings > "
+                         f"Orders) and to MANUAL_PAYMENT_TYPES, or change the order")
+    return found
 
 
 def order_fields(ctx: StepContext, order: Order, labels: Iterable[str]) -> dict[str, dict[str, str]]:

@@ -1,0 +1,79 @@
+"""Builds what a step needs from the settings: Redis, ledger, credential, shared throttle, KeapClient. No Celery.
+
+`build_context(settings)` is what the worker, the CLI (verify, dry run) and the tests call; `current()` is the
+worker process's own context, built once on first use and dropped after a fork.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import redis
+from requests.auth import AuthBase
+
+from worker.keap import ApiKeyAuth, BearerAuth, KeapClient
+from worker.ledger import Ledger
+from worker.settings import Settings, get_settings
+from worker.steps.base import StepContext
+from worker.throttle import Throttle, ThrottledSession, parse_limits
+
+
+class NoCredential(RuntimeError):
+    """The settings name no Keap credential; nothing can be sent to Keap."""
+
+
+def redis_client(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(settings.redis_url)
+
+
+def ledger(settings: Settings, client: redis.Redis | None = None) -> Ledger:
+    return Ledger(client or redis_client(settings), settings.key_prefix)
+
+
+def credential(settings: Settings) -> tuple[AuthBase, str, str]:
+    """(auth for requests, default limit profile, the rate-limit owner: the Keap account/app, never a token)."""
+    if settings.keap_api_key:
+        key = settings.keap_api_key.get_secret_value()
+        # A service key or PAT belongs to one Keap account; without KEAP_ACCOUNT its digest names that account.
+        owner = settings.keap_account or "key-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+        return ApiKeyAuth(key), "sak", owner
+    if settings.keap_access_token:
+        token = settings.keap_access_token.get_secret_value()
+        return BearerAuth(lambda: token), "oauth", settings.keap_account or "oauth-app"
+    raise NoCredential("no Keap credential: set KEAP_API_KEY (or KEAP_ACCESS_TOKEN) in the environment or .env")
+
+
+def keap_client(settings: Settings, client: redis.Redis | None = None) -> KeapClient:
+    auth, profile, owner = credential(settings)
+    throttle = Throttle(client or redis_client(settings), parse_limits(settings.rate_limits or profile),
+                        key=f"{settings.key_prefix}:throttle:{owner}")
+    return KeapClient(settings.keap_base_url, auth, session=ThrottledSession(throttle),
+                      timeout=(5.0, settings.keap_timeout_seconds))
+
+
+def build_context(settings: Settings) -> StepContext:
+    client = redis_client(settings)
+    return StepContext(
+        keap=keap_client(settings, client),
+        ledger=ledger(settings, client),
+        external_id_label=settings.external_id_field_label,
+        create_missing_custom_fields=settings.create_missing_custom_fields,
+    )
+
+
+_current: tuple[Settings, StepContext] | None = None
+
+
+def current() -> tuple[Settings, StepContext]:
+    """This worker process's settings and context, built from the environment on first use."""
+    global _current
+    if _current is None:
+        settings = get_settings()
+        _current = (settings, build_context(settings))
+    return _current
+
+
+def install(settings: Settings | None, ctx: StepContext | None = None) -> None:
+    """Use these in this process from now on (tests); install(None) drops them so the next use rebuilds them
+    (after a fork: Redis connections and HTTP sessions are not shared with the parent process)."""
+    global _current
+    _current = (settings, ctx or build_context(settings)) if settings is not None else None
