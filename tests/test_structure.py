@@ -1,0 +1,89 @@
+"""The import rules of the layout (design.md): one-way imports, no Celery below the tasks, no sandbox in the worker.
+
+Imports are read from the source (every `import`, at any depth, except under `if TYPE_CHECKING:`), so a cycle
+hidden behind a function-level import counts.
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("worker", "producers", "sandbox")
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    skip = {id(node) for block in ast.walk(tree) if isinstance(block, ast.If)
+            and getattr(block.test, "id", "") == "TYPE_CHECKING" for node in ast.walk(block)}
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module)
+            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = {_module_name(p): p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
+    graph = {}
+    for name, path in modules.items():
+        raw = _imports(path)
+        ours = {m for m in raw if m in modules}
+        graph[name] = ours | {m for m in raw if m.split(".")[0] not in PACKAGES}
+    return graph
+
+
+GRAPH = _graph()
+
+
+def _reach(start: str, graph: dict[str, set[str]] = GRAPH) -> set[str]:
+    seen, stack = set(), [start]
+    while stack:
+        for nxt in graph.get(stack.pop(), ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return seen
+
+
+def _third_party(modules: set[str]) -> set[str]:
+    return {m.split(".")[0] for m in modules if m.split(".")[0] not in PACKAGES}
+
+
+def test_keap_client_steps_runner_and_wiring_never_import_celery():
+    celery_free = [m for m in GRAPH if m.startswith(("worker.keap", "worker.steps"))]
+    celery_free += ["worker.runner", "worker.context", "worker.pipeline", "worker.ledger", "worker.throttle"]
+    offenders = {m: sorted(_third_party(_reach(m) | {m}) & {"celery", "kombu"}) for m in celery_free}
+    assert {m: v for m, v in offenders.items() if v} == {}
+
+
+def test_no_worker_module_imports_the_sandbox():
+    offenders = [m for m in GRAPH if m.startswith("worker") and any(x.startswith("sandbox") for x in _reach(m))]
+    assert offenders == []
+
+
+def test_producers_send_work_by_task_name_and_never_import_the_task_module():
+    offenders = [m for m in GRAPH if m.startswith("producers") and "worker.tasks" in _reach(m)]
+    assert offenders == []
+
+
+def test_there_is_no_import_cycle():
+    ours = {m: {n for n in deps if n in GRAPH} for m, deps in GRAPH.items()}
+    cycles = sorted(m for m in ours if m in _reach(m, ours))
+    assert cycles == []
+
+
+def test_the_checks_see_imports_at_any_depth():
+    # Guards the guard: a function-level import of the task module in the CLI would be found.
+    assert "producers.demo" in GRAPH["producers.cli"]
+    assert "worker.keap.contacts" in GRAPH["worker.keap.client"]
