@@ -22,7 +22,7 @@ from worker.keap import (
 )
 from worker.settings import Settings
 from worker.steps.base import OrderRejected, StepContext
-from worker.throttle import QuotaWait
+from worker.throttle import LANE, QuotaWait
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,8 @@ def run_step(ctx: StepContext, settings: Settings, step: str, external_id: str, 
 def _run_locked(ctx: StepContext, settings: Settings, step: str, external_id: str, failures: int,
                 last: bool) -> Outcome:
     ctx.ledger.start_step(external_id, step)
+    state = ctx.ledger.get(external_id)
+    lane = LANE.set(state.lane if state else "live")
     try:
         pipeline.step(step).run(ctx, external_id)
     except OrderRejected as exc:
@@ -109,6 +111,8 @@ def _run_locked(ctx: StepContext, settings: Settings, step: str, external_id: st
         # A bug, not Keap: record it for the operator, then let Celery (and Sentry) see the traceback.
         _fail(ctx, step, external_id, f"internal error {type(exc).__name__}: {exc}", "internal")
         raise
+    finally:
+        LANE.reset(lane)
     if last:
         ctx.ledger.finish(external_id)
         log.info("order %s: done", external_id)

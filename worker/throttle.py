@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import redis
@@ -56,12 +57,21 @@ return 0
 """
 
 
-class QuotaWait(Exception):
-    """No slot in the shared limit for longer than the caller may block; try again after `seconds`."""
+# The lane of the step this thread is running ("live" or "backfill"), set by the runner: the throttle serves
+# live calls first and keeps the backfill within its share of the day.
+LANE: ContextVar[str] = ContextVar("keap_orders_lane", default="live")
 
-    def __init__(self, seconds: float):
-        super().__init__(f"Keap rate limit reached; next slot in {seconds:.1f}s")
+
+class QuotaWait(Exception):
+    """No slot in the shared limit for longer than the caller may block; try again after `seconds`.
+
+    `daily`: the day's quota is used up, so the wait runs to Keap's reset (00:00 UTC) and the order is parked.
+    """
+
+    def __init__(self, seconds: float, *, daily: bool = False):
+        super().__init__(f"Keap {'daily quota used up' if daily else 'rate limit reached'}; next slot in {seconds:.1f}s")
         self.seconds = seconds
+        self.daily = daily
 
 
 @dataclass(frozen=True)
@@ -109,7 +119,7 @@ class Throttle:
             if wait <= 0:
                 return
             if time.monotonic() + wait > deadline:
-                raise QuotaWait(wait)
+                raise QuotaWait(wait, daily=wait > 3600)
             time.sleep(wait)
 
 
