@@ -20,6 +20,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8700, help="0 picks a free port")
     parser.add_argument("--api-key", default=API_KEY, help="accepted X-Keap-API-Key value")
     parser.add_argument("--limits", default="oauth", help="oauth | sak | off | e.g. 20/s,600/min,5000/day")
+    parser.add_argument("--tenant-limits", default="tenant",
+                        help="the account's limits, shared by every credential: tenant (10000/min,250000/day) | off | "
+                             "e.g. 600/min,5000/day")
     parser.add_argument("--latency-ms", type=_latency, default=0, help="fixed ms, or MIN,MAX for a range")
     parser.add_argument("--seed", type=int, default=None, help="seed for reproducible faults")
     parser.add_argument("--data", default=None, help="seed data JSON file (default: sandbox/seed.json)")
@@ -27,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.data:
         json.load(open(args.data, encoding="utf-8"))  # fail fast with a clear JSON error
     run(host=args.host, port=args.port, api_key=args.api_key, limits=args.limits, latency_ms=args.latency_ms,
-        seed=args.seed, data=args.data)
+        seed=args.seed, data=args.data, tenant_limits=args.tenant_limits)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import json
 import logging
 import signal
 import socket
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -48,13 +49,14 @@ class Sandbox:
                  limits: str | None = "oauth", latency_ms: float | list = 0, seed: int | None = None,
                  data: str | Path | dict | None = None, token_lifetime: int = 86400, record: bool = False, *,
                  faults: dict | None = None, clock: Callable[[], float] = time.time,
-                 spec_path: str | Path | None = None):
+                 spec_path: str | Path | None = None, tenant_limits: str | None = "tenant"):
         self.host, self.port, self.api_key, self.record = host, port, api_key, record
         self.limits_text = limits or "off"
         self.spec = load_spec(spec_path)
         self.clock = clock
         self.store = Store(load_seed(data), clock)
-        self.limiter = RateLimiter(Limits.parse(limits), clock)
+        # Credential limits (`limits`) and the account's (`tenant_limits`, Keap's 10,000/min + 250,000/day).
+        self.limiter = RateLimiter(Limits.parse(limits), clock, Limits.parse(tenant_limits))
         self.faults = Faults(seed, FaultConfig.from_dict({"latency_ms": latency_ms, **(faults or {})}))
         self.oauth = OAuth(clock, token_lifetime)
         self.exchanges: list[dict] = []
@@ -118,7 +120,8 @@ class Sandbox:
         per_second, per_minute = self.limiter.peaks()
         with self._stats_lock:
             return {"requests": dict(self._requests), "total": self._total, "throttled_429": self._throttled,
-                    "max_per_second": per_second, "max_per_minute": per_minute}
+                    "max_per_second": per_second, "max_per_minute": per_minute,
+                    "activity": self.limiter.activity()}
 
     def reset(self) -> None:
         """Seed data back, counters and limits zeroed, tokens revoked; faults and recorded exchanges stay."""
@@ -364,21 +367,26 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def run(host: str = "127.0.0.1", port: int = 8700, api_key: str = API_KEY, limits: str = "oauth",
-        latency_ms: float | list = 0, seed: int | None = None, data: str | None = None) -> None:
+        latency_ms: float | list = 0, seed: int | None = None, data: str | None = None,
+        tenant_limits: str = "tenant") -> None:
     """Serve until SIGINT/SIGTERM, printing how to connect."""
+    # Handler threads take turns on the GIL; a short switch interval keeps the time a call is counted at (its
+    # rate-limit clock) close to its arrival while other threads validate bodies.
+    sys.setswitchinterval(0.0005)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     sandbox = Sandbox(host=host, port=port, api_key=api_key, limits=limits, latency_ms=latency_ms, seed=seed,
-                      data=data).start()
+                      data=data, tenant_limits=tenant_limits).start()
     client = sandbox.oauth_client
     print(f"Keap sandbox base URL: {sandbox.base_url}  (REST: {sandbox.base_url}/rest/v2/..., "
           f"token: {sandbox.url}/token)", flush=True)
     print(f"API key (X-Keap-API-Key): {api_key}", flush=True)
     print(f"OAuth client_id={client['client_id']} client_secret={client['client_secret']} "
           f"authorization_code={client['authorization_code']} redirect_uri={client['redirect_uri']}", flush=True)
-    print(f"Limits: {limits}" + (f" ({Limits.parse(limits).describe()})" if Limits.parse(limits) else ""),
-          flush=True)
+    print(f"Limits: {limits}" + (f" ({Limits.parse(limits).describe()})" if Limits.parse(limits) else "")
+          + f"; account: {tenant_limits}"
+          + (f" ({Limits.parse(tenant_limits).describe()})" if Limits.parse(tenant_limits) else ""), flush=True)
     print(f"Admin: {sandbox.url}{ADMIN_PREFIX}stats | reset | faults", flush=True)
     try:
         stop.wait()

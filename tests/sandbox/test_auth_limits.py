@@ -118,3 +118,33 @@ def test_minute_window_rolls_and_daily_quota_resets_at_utc_midnight():
         assert exhausted.status_code == 429 and exhausted.headers["x-keap-product-quota-available"] == "0"
         clock.now = midnight / 1000 + 1
         assert api.get("/orders/model").status_code == 200
+
+
+def test_the_account_limit_is_shared_by_every_credential_with_tenant_headers():
+    # Keap's per-account ("tenant") window since June 2026: an API key and an OAuth app of one account share it.
+    with Sandbox(limits="100/s,100/min", tenant_limits="3/min,1000/day", clock=Clock(1_800_000_000.0)) as sb:
+        client = sb.oauth_client
+        tokens = token(sb, grant_type="authorization_code", code=client["authorization_code"],
+                       redirect_uri=client["redirect_uri"], client_id=client["client_id"],
+                       client_secret=client["client_secret"]).json()
+        key, bearer = Api(sb), Api(sb, headers={"Authorization": f"Bearer {tokens['access_token']}"})
+        answers = [key.get("/orders/model"), bearer.get("/orders/model"), key.get("/orders/model"),
+                   bearer.get("/orders/model")]
+        assert [a.status_code for a in answers] == [200, 200, 200, 429]
+        last = answers[-1]
+        assert last.json() == THROTTLED_BODY
+        assert last.headers["x-keap-tenant-id"] == "sandbox.infusionsoft.com"
+        assert last.headers["x-keap-tenant-throttle-limit"] == "3"
+        assert last.headers["x-keap-tenant-throttle-available"] == "0"
+        assert last.headers["x-keap-tenant-quota-used"] == "3"
+        # The credential's own window is far from full: only the account's says no.
+        assert last.headers["x-keap-product-throttle-available"] == "99"
+        activity = sb.stats()["activity"]
+        assert activity["tenant:sandbox.infusionsoft.com"]["max_per_minute"] == 4
+        assert activity["api-key"]["max_per_minute"] == 2
+
+
+def test_tenant_limits_can_be_switched_off():
+    with Sandbox(limits="off", tenant_limits="off") as sb:
+        answer = Api(sb).get("/orders/model")
+        assert answer.status_code == 200 and not any(h.startswith("x-keap-") for h in answer.headers)
