@@ -14,7 +14,7 @@ from worker.keap import ApiKeyAuth, BearerAuth, KeapClient
 from worker.ledger import Ledger
 from worker.settings import Settings, get_settings
 from worker.steps.base import StepContext
-from worker.throttle import Throttle, ThrottledSession, parse_limits
+from worker.throttle import Scope, Throttle, ThrottledSession, parse_limits
 
 
 class NoCredential(RuntimeError):
@@ -30,23 +30,34 @@ def ledger(settings: Settings, client: redis.Redis | None = None) -> Ledger:
 
 
 def credential(settings: Settings) -> tuple[AuthBase, str, str]:
-    """(auth for requests, default limit profile, the rate-limit owner: the Keap account/app, never a token)."""
+    """(auth for requests, default limit profile, the credential's rate-limit name): Keap limits a service key
+    or PAT per key and OAuth per app (client id), so the name is a digest of the key or the app, never a token."""
     if settings.keap_api_key:
         key = settings.keap_api_key.get_secret_value()
-        # A service key or PAT belongs to one Keap account; without KEAP_ACCOUNT its digest names that account.
-        owner = settings.keap_account or "key-" + hashlib.sha256(key.encode()).hexdigest()[:16]
-        return ApiKeyAuth(key), "sak", owner
+        return ApiKeyAuth(key), "sak", "key-" + hashlib.sha256(key.encode()).hexdigest()[:16]
     if settings.keap_access_token:
         token = settings.keap_access_token.get_secret_value()
-        return BearerAuth(lambda: token), "oauth", settings.keap_account or "oauth-app"
+        # Access tokens rotate daily; the app they belong to does not. One app per deployment until OAuth
+        # client settings exist.
+        return BearerAuth(lambda: token), "oauth", "oauth-app"
     raise NoCredential("no Keap credential: set KEAP_API_KEY (or KEAP_ACCESS_TOKEN) in the environment or .env")
 
 
+def throttle(settings: Settings, client: redis.Redis | None = None) -> Throttle:
+    """The limit shared by every worker: the credential's windows and, on top, the Keap account's, which every
+    credential of that account shares (without KEAP_ACCOUNT, a key's account is named after the key)."""
+    _, profile, name = credential(settings)
+    base = f"{settings.key_prefix}:throttle"
+    scopes = [Scope("credential", f"{base}:credential:{name}", tuple(parse_limits(settings.rate_limits or profile))),
+              Scope("account", f"{base}:account:{settings.keap_account or name}",
+                    tuple(parse_limits(settings.account_rate_limits)))]
+    return Throttle(client or redis_client(settings), scopes, max_block=settings.throttle_max_block_seconds,
+                    backfill_share=settings.backfill_quota_share, send_margin_ms=settings.throttle_send_margin_ms)
+
+
 def keap_client(settings: Settings, client: redis.Redis | None = None) -> KeapClient:
-    auth, profile, owner = credential(settings)
-    throttle = Throttle(client or redis_client(settings), parse_limits(settings.rate_limits or profile),
-                        key=f"{settings.key_prefix}:throttle:{owner}")
-    return KeapClient(settings.keap_base_url, auth, session=ThrottledSession(throttle),
+    auth, _, _ = credential(settings)
+    return KeapClient(settings.keap_base_url, auth, session=ThrottledSession(throttle(settings, client)),
                       timeout=(5.0, settings.keap_timeout_seconds))
 
 

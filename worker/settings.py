@@ -42,11 +42,29 @@ class Settings(BaseSettings):
     max_retries: int = Field(8, description="Retries of one step for transient errors before it fails.")
     retry_backoff_cap_seconds: int = Field(600, description="Upper bound of one retry countdown.")
 
-    # Rate limit shared by all workers (per Keap credential)
+    # Rate limit shared by all workers (per Keap credential and per Keap account)
     rate_limits: str = Field(
         "",
-        description="Keap limits shared by all workers, e.g. '5/s,240/min,30000/day' or a profile (oauth, sak). "
-        "Empty: from the credential type (API key: sak, OAuth token: oauth).",
+        description="The credential's Keap limits, shared by all workers, e.g. '5/s,240/min,30000/day' or a "
+        "profile (oauth, sak, off). Empty: from the credential type (API key: sak, OAuth token: oauth).",
+    )
+    account_rate_limits: str = Field(
+        "10000/min,250000/day",
+        description="The Keap account's limits, shared by every credential of the account (KEAP_ACCOUNT); "
+        "'off' to leave them to Keap.",
+    )
+    backfill_quota_share: float = Field(
+        0.8, ge=0, le=1,
+        description="Share of each daily quota the backfill lane may use; the rest is kept for live orders.",
+    )
+    throttle_max_block_seconds: float = Field(
+        5.0, description="A call waits this long at most for its slot; longer waits return the step to the "
+        "queue (or park it until the daily reset).",
+    )
+    throttle_send_margin_ms: float = Field(
+        20.0, ge=0, description="How late a call may reach Keap after its slot: calls are spaced so N of them span "
+        "the window plus this margin. Half covers this process's delay before the socket write (later calls move "
+        "the schedule), half the way to Keap.",
     )
 
     manual_payment_types: str = Field(
