@@ -92,6 +92,7 @@ def backfill(file, fmt, wait, dry_run, report, window) -> None:
     if dry_run:
         ok, bad = bf.dry_run(file, fmt, _context(), settings.payment_types)
         click.echo(f"dry run: {ok} orders ready, {bad} with problems; nothing was written to Keap")
+        _print_estimate(file, fmt)
         sys.exit(1 if bad else 0)
     _warn_without_worker(settings)
     report_fh = open(report, "w", encoding="utf-8") if report else None
@@ -114,6 +115,50 @@ def _warn_without_worker(settings) -> None:
     if not any(q.get("name") == queue for queues in answers.values() for q in queues):
         click.echo(f"warning: no worker is consuming {queue}; orders stay queued until one runs, e.g.\n"
                    f"  celery -A worker.app worker -Q {settings.live_queue},{queue}", err=True)
+
+
+@main.command()
+@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default=None)
+def quota(file, fmt) -> None:
+    """Keap's limits as the workers share them: each window's use, what Keap last said, the backfill's share;
+    with FILE, the calls it needs and the days that takes."""
+    scopes = _limits_now()
+    for scope in scopes:
+        day, window, said = scope["day"], scope["window"], scope["keap_said"]
+        click.echo(f"{scope['kind']} {scope['key'].rsplit(':', 1)[-1]} ({scope['limits']}):")
+        if window:
+            click.echo(f"  last {window['seconds']} s: {window['used']:,} of {window['limit']:,} calls")
+        click.echo(f"  today (UTC): {day['total']:,}" + (f" of {day['limit']:,}" if day["limit"] else "")
+                   + f" calls (live {day['live']:,}, backfill {day['backfill']:,}"
+                   + (f" of its {scope['backfill_allowed']:,})" if scope["backfill_allowed"] is not None else ")"))
+        if scope["paused_for"]:
+            click.echo(f"  paused for {scope['paused_for']:.1f} s after a 429")
+        if said:
+            click.echo(f"  Keap said {scope['keap_said_ago']:.0f} s ago: " + ", ".join(
+                f"{name} {value}" for name, value in said.items() if name != "status") + f" (HTTP {said['status']})")
+        else:
+            click.echo("  Keap has said nothing yet (no call since the counters were last kept)")
+    if file is not None:
+        _print_estimate(file, fmt, scopes)
+
+
+def _limits_now() -> list[dict]:
+    """The shared throttle's state per scope (credential, account), read from Redis."""
+    from worker.context import NoCredential, throttle
+
+    try:
+        return throttle(_settings()).snapshot()
+    except NoCredential as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _print_estimate(file: Path, fmt: str | None, scopes: list[dict] | None = None) -> None:
+    """The calls FILE needs and the days that takes at the current limits (quota, backfill --dry-run)."""
+    from producers.estimate import estimate_file, plan
+
+    for line in plan(estimate_file(file, fmt), _limits_now() if scopes is None else scopes):
+        click.echo(line)
 
 
 @main.command()
