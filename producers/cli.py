@@ -165,11 +165,13 @@ def failed(limit) -> None:
 @click.option("--from-step", type=click.Choice(STEP_NAMES), default=None, help="Default: the step that failed.")
 @click.option("--file", "fixed", type=click.File("r"), default=None, help="A corrected order (JSON) to use instead.")
 @click.option("--lane", type=click.Choice(LANES), default=None)
-def retry(external_id, from_step, fixed, lane) -> None:
+@click.option("--charges-checked", is_flag=True,
+              help="You checked in Keap that a stored-card charge whose answer was lost did not go through.")
+def retry(external_id, from_step, fixed, lane, charges_checked) -> None:
     """Retry an order from the step that failed (work already done in Keap is not repeated)."""
     try:
         result = _producer().retry_order(external_id, from_step=from_step, order=json.load(fixed) if fixed else None,
-                                         lane=lane)
+                                         lane=lane, charges_checked=charges_checked)
     except (LookupError, ValueError, OrderInvalid) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"order {result.external_id}: {result.status}")

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -63,20 +64,27 @@ def redis_for_demo(url: str) -> Iterator[str]:
 
 @contextmanager
 def worker_process(env: dict[str, str], queues: str) -> Iterator[subprocess.Popen]:
-    cmd = [sys.executable, "-m", "celery", "--quiet", "-A", "worker.app", "worker", "-Q", queues, "--pool", "threads",
-           "--concurrency", "4", "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
-           "--without-heartbeat", "--hostname", f"demo-{os.getpid()}@%h"]
-    # Celery warns at length when run as root (containers, CI); the demo is not the place for it.
-    quiet = {"PYTHONWARNINGS": "ignore:You're running the worker with superuser privileges"}
-    proc = subprocess.Popen(cmd, env={**os.environ, **env, **quiet})
-    try:
-        yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
+    """One worker for every queue, with the keeper's beat embedded (-B); in production they run apart (Procfile)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "celery", "--quiet", "-A", "worker.app", "worker", "-Q", queues, "--pool",
+               "threads", "--concurrency", "4", "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
+               "--without-heartbeat", "--hostname", f"demo-{os.getpid()}@%h", "--beat", "--schedule",
+               os.path.join(tmp, "beat-schedule")]
+        # Celery warns at length when run as root (containers, CI); the demo is not the place for it.
+        quiet = {"PYTHONWARNINGS": "ignore:You're running the worker with superuser privileges"}
+        proc = subprocess.Popen(cmd, env={**os.environ, **env, **quiet}, stdout=subprocess.DEVNULL)
         try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            yield proc
+        finally:
+            _stop(proc)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def run_demo(orders: Path | None = None) -> int:
@@ -94,6 +102,8 @@ def run_demo(orders: Path | None = None) -> int:
             "KEAP_BASE_URL": sb.base_url, "KEAP_API_KEY": SANDBOX_KEY, "REDIS_URL": redis_url,
             "KEY_PREFIX": run_id, "LIVE_QUEUE": f"{run_id}.live", "BACKFILL_QUEUE": f"{run_id}.backfill",
             "RATE_LIMITS": "oauth",  # the sandbox enforces Keap's OAuth limits by default
+            "KEEPER_QUEUE": f"{run_id}.keeper",
+            "REQUIRE_PERSISTENT_REDIS": "false",  # a throwaway Redis may be all a first try has
         }
         settings = Settings(**{name.lower(): value for name, value in env.items()})
         configure(settings)
@@ -102,7 +112,10 @@ def run_demo(orders: Path | None = None) -> int:
 
         print(f"demo: sandbox at {sb.url}, importing {orders.name} through a Celery worker")
         stack.callback(_cleanup, redis_url, run_id)  # runs after the worker has stopped
-        stack.enter_context(worker_process(env, f"{run_id}.live,{run_id}.backfill"))
+        worker = stack.enter_context(worker_process(env, f"{run_id}.live,{run_id}.backfill,{run_id}.keeper"))
+        if not _worker_answers(worker):
+            print("demo: the worker did not start (see its message above)")
+            return 1
         started = time.monotonic()
         progress = Backfill(Producer(settings), window=50).run(orders, wait=True)
         elapsed = time.monotonic() - started
@@ -116,6 +129,19 @@ def run_demo(orders: Path | None = None) -> int:
         ok = imported == progress.valid and not progress.failed
         print("demo: OK" if ok else "demo: some valid orders were not imported (see above)")
         return 0 if ok else 1
+
+
+def _worker_answers(proc: subprocess.Popen, timeout: float = 60.0) -> bool:
+    """Wait until the worker answers a ping; False if it exits first (it refused to start) or never answers."""
+    from worker.app import app
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        if app.control.ping(timeout=0.5):
+            return True
+    return False
 
 
 def _cleanup(redis_url: str, run_id: str) -> None:

@@ -161,8 +161,11 @@ class Sandbox:
             ("POST", f"{v2}/orders/{{order_id}}/items"): lambda p, q, b: (201, s.add_item(p["order_id"], b)),
             ("POST", f"{v2}/orders/{{order_id}}/payments"): lambda p, q, b: (201, s.create_payment(p["order_id"], b)),
             ("GET", f"{v2}/orders/{{order_id}}/payments"): lambda p, q, b: (200, s.list_payments(p["order_id"], q)),
-            ("GET", f"{v2}/orders/model"): lambda p, q, b: (200, s.order_model()),
-            ("POST", f"{v2}/orders/model/customFields"): lambda p, q, b: (201, s.create_order_field(b)),
+            ("GET", f"{v2}/orders/model"): lambda p, q, b: (200, s.custom_model("ORDER")),
+            ("POST", f"{v2}/orders/model/customFields"): lambda p, q, b: (201, s.create_custom_field("ORDER", b)),
+            ("GET", f"{v2}/subscriptions/model"): lambda p, q, b: (200, s.custom_model("SUBSCRIPTION")),
+            ("POST", f"{v2}/subscriptions/model/customFields"): lambda p, q, b: (
+                201, s.create_custom_field("SUBSCRIPTION", b)),
             ("POST", f"{v2}/subscriptions"): lambda p, q, b: (201, s.create_subscription(b)),
             ("GET", f"{v2}/subscriptions"): lambda p, q, b: (200, s.list_subscriptions(q)),
             ("GET", f"{v2}/subscriptions/{{subscription_id}}"): lambda p, q, b: (

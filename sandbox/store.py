@@ -112,12 +112,17 @@ class Store:
             self.plans: dict[str, tuple[str, dict]] = {}  # plan id -> (product id, plan)
             for product in seed.get("products", []):
                 self._add_product(self._seed_product(product))
-            self.order_fields: dict[str, dict] = {f["id"]: f for f in seed.get("order_custom_fields", [])}
+            # Custom field definitions per record type (ids are unique across both, as in Keap).
+            self.fields: dict[str, dict[str, dict]] = {
+                "ORDER": {f["id"]: f for f in seed.get("order_custom_fields", [])},
+                "SUBSCRIPTION": {f["id"]: f for f in seed.get("subscription_custom_fields", [])},
+            }
             self.orders: dict[str, dict] = {}
             self.subscriptions: dict[str, dict] = {}
             self._next = dict(ID_BASES)
             for kind, ids in (("contact", self.contacts), ("product", self.products), ("plan", self.plans),
-                              ("payment_method", self.payment_methods), ("custom_field", self.order_fields)):
+                              ("payment_method", self.payment_methods),
+                              ("custom_field", {**self.fields["ORDER"], **self.fields["SUBSCRIPTION"]})):
                 self._next[kind] = max([int(i) + 1 for i in ids if str(i).isdigit()] + [ID_BASES[kind]])
 
     def now(self) -> dt.datetime:
@@ -308,32 +313,34 @@ class Store:
                  "last_updated_time": lambda p: p.get("update_time")})
             return self._page("products", [self.product_view(p, detail=False) for p in page], token)
 
-    # ------------------------------------------------------------------ order custom-field model
-    def order_model(self) -> dict:
+    # ------------------------------------------------------------------ custom-field models (orders, subscriptions)
+    def custom_model(self, record_type: str) -> dict:
         with self.lock:
-            return {"custom_fields": [copy.deepcopy(f) for f in self.order_fields.values()],
+            return {"custom_fields": [copy.deepcopy(f) for f in self.fields[record_type].values()],
                     "optional_properties": []}
 
-    def create_order_field(self, body: dict) -> dict:
+    def create_custom_field(self, record_type: str, body: dict) -> dict:
         with self.lock:
+            fields = self.fields[record_type]
             label = body["label"].strip()
             if not label:
                 raise ApiError(400, "Invalid label: must not be blank")
-            if any(f["label"].lower() == label.lower() for f in self.order_fields.values()):
-                raise ApiError(400, f"A custom field labelled {label!r} already exists on Order")
+            if any(f["label"].lower() == label.lower() for f in fields.values()):
+                raise ApiError(400, f"A custom field labelled {label!r} already exists on {record_type.title()}")
             # Keap's database column name: underscore + label without spaces/punctuation + running index.
-            field_name = "_" + re.sub(r"[^A-Za-z0-9]", "", label) + str(len(self.order_fields))
-            field = {"id": self._new_id("custom_field"), "label": label, "record_type": "ORDER",
+            field_name = "_" + re.sub(r"[^A-Za-z0-9]", "", label) + str(len(fields))
+            field = {"id": self._new_id("custom_field"), "label": label, "record_type": record_type,
                      "field_type": body["field_type"], "field_name": field_name,
                      "options": [{"id": str(i + 1), "label": o.get("label", "")}
                                  for i, o in enumerate(body.get("options") or [])]}
             if body.get("group_id"):
                 field["group_id"] = body["group_id"]
-            self.order_fields[field["id"]] = field
+            fields[field["id"]] = field
             return copy.deepcopy(field)
 
-    def _custom_order_field(self, name: str) -> Field | None:
-        for meta in self.order_fields.values():
+    def _custom_field(self, record_type: str, name: str) -> Field | None:
+        """A custom field as a filter field, by its field_name (case-insensitive, as Keap)."""
+        for meta in self.fields[record_type].values():
             if meta["field_name"].lower() == name.lower():
                 kind = meta["field_type"]
                 getter = lambda o, fid=meta["id"]: o["custom_fields"].get(fid)  # noqa: E731
@@ -346,13 +353,13 @@ class Store:
                 return Field("text", getter, wildcard=kind in TEXT_FIELD_TYPES)
         return None
 
-    def _custom_values(self, values: list[dict]) -> dict[str, object]:
+    def _custom_values(self, record_type: str, values: list[dict]) -> dict[str, object]:
         out = {}
         for index, value in enumerate(values):
-            meta = self.order_fields.get(str(value.get("id")))
+            meta = self.fields[record_type].get(str(value.get("id")))
             if meta is None:
-                raise ApiError(400, f"Invalid custom_fields[{index}].id: no order custom field with id "
-                                    f"{value.get('id')!r} (see GET /v2/orders/model)")
+                raise ApiError(400, f"Invalid custom_fields[{index}].id: no {record_type.lower()} custom field with "
+                                    f"id {value.get('id')!r} (see GET /v2/{record_type.lower()}s/model)")
             content, kind = value.get("content"), meta["field_type"]
             if content is not None and kind in TEXT_FIELD_TYPES | {"TEXT_AREA"} and (
                     not isinstance(content, str) or len(content) > 65535):
@@ -473,7 +480,7 @@ class Store:
             _not_blank(body, ("order_title",), "")
             items = [self._build_item(item, f"order_items[{i}].") for i, item in enumerate(body.get("order_items")
                                                                                         or [])]
-            custom = self._custom_values(body.get("custom_fields") or [])
+            custom = self._custom_values("ORDER", body.get("custom_fields") or [])
             now = _iso(self.now())
             order = {"id": self._new_id("order"), "invoice_id": self._new_id("invoice"), "contact_id":
                      str(body["contact_id"]), "items": items, "payments": [], "custom_fields": custom,
@@ -495,7 +502,7 @@ class Store:
                 order["contact_id"] = str(fields["contact_id"])
             if "custom_fields" in fields:
                 # Values sent are written; fields not mentioned keep their value.
-                order["custom_fields"].update(self._custom_values(fields["custom_fields"] or []))
+                order["custom_fields"].update(self._custom_values("ORDER", fields["custom_fields"] or []))
             for key in self._ORDER_SCALARS:
                 if key in fields:
                     order[key] = copy.deepcopy(fields[key])
@@ -539,7 +546,7 @@ class Store:
         with self.lock:
             page, token = self._list(self.orders.values(), query, self._order_fields(), {
                 "id": lambda o: int(o["id"]), "order_time": lambda o: o.get("order_time") or "",
-                "modification_time": lambda o: o["modification_time"]}, custom=self._custom_order_field)
+                "modification_time": lambda o: o["modification_time"]}, custom=lambda name: self._custom_field("ORDER", name))
             return self._page("orders", [self.order_view(o) for o in page], token)
 
     # ------------------------------------------------------------------ payments
@@ -649,7 +656,8 @@ class Store:
                 "auto_charge": auto_charge, "billing_cycle": CYCLES[plan["billing_cycle"]],
                 "billing_frequency": plan.get("billing_frequency", 1), "start_date": start.isoformat(),
                 "next_bill_date": start.isoformat(), "allow_tax": body.get("allow_tax", False),
-                "modification_time": _iso(self.now()), "custom_fields": copy.deepcopy(body.get("custom_fields", [])),
+                "modification_time": _iso(self.now()),
+                "custom_fields": self._custom_values("SUBSCRIPTION", body.get("custom_fields") or []),
                 **{k: copy.deepcopy(body[k]) for k in ("max_charge_attempts", "days_between_retries",
                                                        "lead_affiliate_id", "sale_affiliate_id", "promo_code",
                                                        "shipping_option_id", "reason_stopped", "shipping_address")
@@ -657,11 +665,17 @@ class Store:
             if method_id:
                 subscription["payment_method_id"] = str(method_id)
             self.subscriptions[subscription["id"]] = subscription
-            return copy.deepcopy(subscription)
+            return self.subscription_view(subscription)
+
+    @staticmethod
+    def subscription_view(subscription: dict) -> dict:
+        view = copy.deepcopy(subscription)
+        view["custom_fields"] = [{"id": k, "content": v} for k, v in subscription["custom_fields"].items()]
+        return view
 
     def get_subscription(self, subscription_id: str) -> dict:
         with self.lock:
-            return copy.deepcopy(self._get(self.subscriptions, subscription_id, "Subscription"))
+            return self.subscription_view(self._get(self.subscriptions, subscription_id, "Subscription"))
 
     def list_subscriptions(self, query: dict) -> dict:
         with self.lock:
@@ -674,8 +688,9 @@ class Store:
                 "billing_amount": Field("number", lambda s: s["billing_amount"], ops=EQ_CMP)},
                 {"id": lambda s: int(s["id"]), "contact_id": lambda s: int(s["contact_id"]),
                  "subscription_plan_id": lambda s: int(s["subscription_plan_id"]),
-                 "modification_time": lambda s: s["modification_time"]})
-            return self._page("subscriptions", copy.deepcopy(page), token)
+                 "modification_time": lambda s: s["modification_time"]},
+                custom=lambda name: self._custom_field("SUBSCRIPTION", name))
+            return self._page("subscriptions", [self.subscription_view(s) for s in page], token)
 
     def invoice_subscription(self, subscription_id: str) -> dict:
         """Bill every due cycle (one order each) and return the most recent order."""

@@ -57,6 +57,9 @@ def build_context(settings: Settings) -> StepContext:
         ledger=ledger(settings, client),
         external_id_label=settings.external_id_field_label,
         create_missing_custom_fields=settings.create_missing_custom_fields,
+        settle_seconds=settings.settle_seconds,
+        settle_checks=settings.settle_checks,
+        lease_seconds=settings.lease_seconds,
     )
 
 

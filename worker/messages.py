@@ -4,6 +4,8 @@
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -339,7 +341,7 @@ class Payment(_Model):
     paid_at: AwareDatetime | None = Field(None, description="Defaults to the order's order_time.")
     external_id: Annotated[ShortText | None, BeforeValidator(_blank_to_none)] = None
     notes: OptText = None
-    _index: int = PrivateAttr(0)
+    _key: str = PrivateAttr("")
 
     @model_validator(mode="after")
     def _one_way_to_pay(self) -> Payment:
@@ -356,13 +358,17 @@ class Payment(_Model):
     def key(self) -> str:
         """Stable id the worker records this payment under, so it is entered exactly once.
 
-        `external_id` when given; otherwise "<index>:<amount>:<paid_at in UTC>", e.g. "0:48.50:2024-03-05T14:22:30Z"
-        (so the payments of an order already sent must not be reordered unless they carry external ids).
+        `external_id` when given; otherwise the payment's content ("c:" + a digest of amount, method or stored
+        payment method, paid_at in UTC and notes), so the same payment sent again — in another position, by a
+        corrected file or by a second producer — is the same payment. Identical payments within one order are
+        numbered by occurrence ("c:…#2"); give them external ids to tell them apart for good.
         """
-        if self.external_id:
-            return self.external_id
+        return self.external_id or self._key or self.content_key()
+
+    def content_key(self) -> str:
         paid = self.paid_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if self.paid_at else ""
-        return f"{self._index}:{self.amount}:{paid}"
+        content = json.dumps([f"{self.amount:.2f}", self.method, self.charge_payment_method_id, paid, self.notes])
+        return "c:" + hashlib.sha256(content.encode()).hexdigest()[:16]
 
 
 class Subscription(_Model):
@@ -421,9 +427,13 @@ class Order(_Model):
         if not self.items and not self.subscriptions:
             raise _fail("order", "an order needs at least one item or subscription", "add its lines", field="items")
         self.title = self.title or f"Order {self.external_id}"
-        for index, payment in enumerate(self.payments):
-            payment._index = index
+        seen: dict[str, int] = {}
+        for payment in self.payments:
             payment.paid_at = payment.paid_at or self.order_time
+            if not payment.external_id:
+                base = payment.content_key()
+                seen[base] = seen.get(base, 0) + 1
+                payment._key = base if seen[base] == 1 else f"{base}#{seen[base]}"
         return self
 
     @model_validator(mode="after")

@@ -7,6 +7,7 @@ import time
 from click.testing import CliRunner
 
 from producers.cli import main
+from worker.app import send
 from tests.pipeline.conftest import wait_until_finished
 from tests.pipeline.test_pipeline import typical_order
 
@@ -71,16 +72,19 @@ def test_dry_run_finds_unknown_skus_and_writes_nothing(ctx, keap_sandbox, ext, t
     assert ctx.ledger.get(ext) is None
 
 
-def test_cancelled_order_runs_no_further_steps(ctx, keap_sandbox, ext, producer, cli_env):
-    ctx.ledger.register(ext, typical_order(ext), "live")
+def test_cancelled_order_is_final(ctx, keap_sandbox, ext, producer, cli_env, settings):
+    _, _, step, ticket = ctx.ledger.register(ext, typical_order(ext), "live", first_step="create_order")
     assert CliRunner(env=cli_env).invoke(main, ["cancel", ext]).exit_code == 0
     calls = keap_sandbox.stats()["total"]
-    producer.send_chain(ext, "live")
+    send(settings, ext, "live", step, ticket)  # a message that was on its way when the order was cancelled
     time.sleep(1)
     assert ctx.ledger.get(ext).status == "cancelled" and "order_id" not in ctx.ledger.get(ext).results
     assert keap_sandbox.stats()["total"] == calls
-    assert producer.enqueue_order(typical_order(ext)).sent  # a cancelled order may be sent again
-    assert wait_until_finished(ctx.ledger, [ext])[ext] == "done"
+    again = producer.enqueue_order(typical_order(ext))  # a backfill run again, another producer
+    assert not again.sent and again.status == "cancelled"
+    retry = CliRunner(env=cli_env).invoke(main, ["retry", ext])
+    assert retry.exit_code == 1 and "cancelled order is final" in retry.output
+    assert ctx.ledger.get(ext).status == "cancelled" and keap_sandbox.stats()["total"] == calls
 
 
 def test_schema_is_json_schema_of_an_order(cli_env):
