@@ -1,7 +1,6 @@
 """The order message contract: every rule, error texts without PII, JSON round trip and JSON Schema."""
 from __future__ import annotations
 
-import copy
 import json
 import pickle
 from datetime import date, datetime, timedelta, timezone
@@ -85,15 +84,27 @@ def test_defaults_title_type_quantity_and_paid_at():
     order = parse_order(minimal(payments=[{"amount": "5", "method": "Cash"}]), today=TODAY)
     assert order.title == "Order o-1" and order.order_type == "ONLINE" and order.items[0].quantity == 1
     assert order.payments[0].paid_at == order.order_time
-    assert order.payments[0].key == "0:5.00:2024-01-02T03:04:05Z"
+    assert order.payments[0].key.startswith("c:")
 
 
-def test_generated_payment_keys_are_deterministic_and_distinct():
-    data = minimal(payments=[{"amount": "1", "method": "Cash", "paid_at": "2024-01-02T05:04:05+02:00"},
-                             {"amount": "1", "method": "Cash", "paid_at": "2024-01-02T03:04:05Z"}])
-    keys = [p.key for p in parse_order(data, today=TODAY).payments]
-    assert keys == ["0:1.00:2024-01-02T03:04:05Z", "1:1.00:2024-01-02T03:04:05Z"]
-    assert keys == [p.key for p in parse_order(copy.deepcopy(data), today=TODAY).payments]
+def test_payment_keys_follow_content_not_position():
+    cash = {"amount": "1", "method": "Cash", "paid_at": "2024-01-02T05:04:05+02:00"}
+    check = {"amount": "1", "method": "Check", "paid_at": "2024-01-02T03:04:05Z"}
+    keys = [p.key for p in parse_order(minimal(payments=[cash, check]), today=TODAY).payments]
+    swapped = [p.key for p in parse_order(minimal(payments=[check, cash]), today=TODAY).payments]
+    assert len(set(keys)) == 2 and keys == swapped[::-1]  # the same payment keeps its key in any position
+    same_instant = {**cash, "paid_at": "2024-01-02T03:04:05Z"}  # the same moment in UTC: the same payment
+    assert parse_order(minimal(payments=[same_instant]), today=TODAY).payments[0].key == keys[0]
+    noted = {**cash, "notes": "second till"}
+    assert parse_order(minimal(payments=[noted]), today=TODAY).payments[0].key != keys[0]
+
+
+def test_identical_payments_are_numbered_and_external_ids_win():
+    cash = {"amount": "1", "method": "Cash"}
+    twice = [p.key for p in parse_order(minimal(payments=[cash, cash]), today=TODAY).payments]
+    assert twice[1] == twice[0] + "#2"
+    named = parse_order(minimal(payments=[{**cash, "external_id": "ch_1"}]), today=TODAY).payments[0]
+    assert named.key == "ch_1"
 
 
 # --- money -------------------------------------------------------------------------------------------------------

@@ -97,6 +97,12 @@ if redis.call('GET', KEYS[4]) == ARGV[2] then redis.call('DEL', KEYS[4]) end
 if not status or status == 'cancelled' then return 0 end
 redis.call('HSET', KEYS[1], 'updated_at', now)
 local what = ARGV[4]
+if what == 'fail' and ARGV[3] == '' and status == 'failed' then
+  -- A step sent on its own failed on an order that had failed already: the first failure stays the one to fix
+  -- (and the step a retry resumes at).
+  redis.call('HDEL', KEYS[1], 'single')
+  return 1
+end
 if what == 'fail' then
   move(KEYS[1], KEYS[2], ARGV[1], 'failed')
   redis.call('HSET', KEYS[1], 'error', ARGV[5], 'error_step', ARGV[6], 'error_kind', ARGV[7])

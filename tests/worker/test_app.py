@@ -7,8 +7,8 @@ def test_each_lane_has_its_own_route():
     from worker.app import app
 
     queues = list(app.amqp.queues.values())
-    assert len(queues) == 2
-    assert len({(q.exchange.name, q.routing_key) for q in queues}) == 2
+    assert len(queues) == 3  # live, backfill, keeper
+    assert len({(q.exchange.name, q.routing_key) for q in queues}) == 3
 
 
 def test_worker_takes_live_work_first_and_acks_late():
