@@ -477,6 +477,26 @@ class Ledger:
     def forget_watch(self, external_id: str) -> None:
         self.redis.zrem(self._watch, external_id)
 
+    def hold(self, external_id: str, group: str) -> None:
+        """Remember a parked order as waiting for one event (e.g. "reauth"), to release them all when it comes."""
+        self.redis.sadd(f"{self.prefix}:held:{group}", external_id)
+
+    def release_held(self, group: str) -> int:
+        """The event came: every order held for it is due now (the keeper's next pass sends them)."""
+        key, released = f"{self.prefix}:held:{group}", 0
+        now = self.now()
+        while True:
+            batch = self.redis.spop(key, 500)
+            if not batch:
+                return released
+            pipe = self.redis.pipeline(transaction=False)
+            for member in batch:
+                ext = member.decode()
+                pipe.hset(self._key(ext), "parked_until", now)
+                pipe.zadd(self._watch, {ext: now}, xx=True)
+            pipe.execute()
+            released += len(batch)
+
     def watch_at(self, external_id: str, when: float) -> None:
         self.redis.zadd(self._watch, {external_id: when})
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 from worker import pipeline
 from worker.keap import (
+    CredentialRevoked,
     KeapAuthError,
     KeapNotFound,
     KeapPermanentError,
@@ -39,6 +40,8 @@ class Outcome:
 
 
 NEXT, STOP = Outcome("next"), Outcome("stop")
+REAUTH = "waiting for re-authorisation (keap-orders auth login)"
+REAUTH_WAIT_SECONDS = 86400.0  # looked at again daily; `auth login` releases the order sooner
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,9 @@ def _run(ctx: StepContext, settings: Settings, step: str, external_id: str,
         pipeline.step(step).run(ctx, external_id)
     except OrderRejected as exc:
         return _Failed(str(exc), "rejected")
+    except CredentialRevoked:
+        # Nothing can succeed until someone authorises the app again; `auth login` releases the order at once.
+        return _Wait(REAUTH_WAIT_SECONDS, REAUTH, failures)
     except KeapPermanentError as exc:
         return _Failed(refused(external_id, step, exc), "keap")
     except Settle as exc:
@@ -163,6 +169,8 @@ def _end(ctx: StepContext, settings: Settings, external_id: str, token: str, tic
             return Outcome("retry", wait, result.failures)
         until = ledger.now() + result.seconds
         ledger.end_run(external_id, token, ticket, "park", step, until, result.reason)
+        if result.reason == REAUTH:
+            ledger.hold(external_id, "reauth")
         log.info("order %s: %s parked for %.0fs (%s)", external_id, step, result.seconds, result.reason)
         return STOP
     if ticket is None:

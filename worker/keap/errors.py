@@ -7,6 +7,7 @@
     │   └── KeapOutcomeUnknown       a write may have been applied: reconcile before writing again
     └── KeapPermanentError           do not retry as is
         ├── KeapAuthError            401/403, refused OAuth grant
+        │   └── CredentialRevoked    the OAuth grant is dead: the fleet pauses until `keap-orders auth login`
         ├── KeapNotFound             404
         └── KeapValidationError      400/409/422, Keap's message verbatim
 """
@@ -63,6 +64,11 @@ class KeapPermanentError(KeapError):
 
 class KeapAuthError(KeapPermanentError):
     pass
+
+
+class CredentialRevoked(KeapAuthError):
+    """Keap refused the OAuth grant (invalid_grant): no request can succeed until someone authorises the app
+    again (`keap-orders auth login`). Every worker waits instead of failing orders."""
 
 
 class KeapNotFound(KeapPermanentError):
