@@ -16,12 +16,16 @@ from typing import TextIO
 from producers.enqueue import Producer
 from producers.sources.csv import read_csv
 from producers.sources.jsonl import read_jsonl
+from worker.ledger import ACTIVE, FINAL
 from worker.steps import resolve
 from worker.steps.base import StepContext
 
 log = logging.getLogger(__name__)
 
 READERS = {"jsonl": read_jsonl, "csv": read_csv}
+# The keeper looks at every due order every few seconds; one overdue by minutes means no keeper is running.
+STALL_GRACE_SECONDS = 120.0
+STALL_CHECK_SECONDS = 10.0
 
 
 @dataclass
@@ -31,7 +35,9 @@ class Progress:
     done: int = 0  # including those already done before this run
     skipped: int = 0  # done before this run: nothing sent
     failed: int = 0
+    cancelled: int = 0  # cancelled by an operator: final, never sent again
     in_flight: set[str] = field(default_factory=set)
+    stalled: set[str] = field(default_factory=set)  # in flight, but nothing has moved them for too long
     started: float = field(default_factory=time.monotonic)
     finished_this_run: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
@@ -44,6 +50,10 @@ class Progress:
         lines = [f"orders in file: {self.total}", f"invalid rows:   {self.invalid}",
                  f"done:           {self.done} ({self.skipped} already done before this run)",
                  f"failed:         {self.failed}"]
+        if self.cancelled:
+            lines.append(f"cancelled:      {self.cancelled} (final; not sent)")
+        if self.stalled:
+            lines.append(f"stalled:        {len(self.stalled)} (see `keap-orders stuck`)")
         if not waited:
             lines.append(f"in flight:      {len(self.in_flight)} (follow with `keap-orders status ID`)")
         return "\n".join(lines)
@@ -94,6 +104,7 @@ class Backfill:
         self.poll_seconds = poll_seconds
         self._tty = self.out.isatty()
         self._last_draw = 0.0
+        self._last_stall_check = 0.0
 
     def run(self, path: Path, fmt: str | None = None, *, wait: bool = False) -> Progress:
         fmt = detect_format(path, fmt)
@@ -105,32 +116,38 @@ class Backfill:
                 continue
             ext = row.order.external_id
             status = self.ledger.statuses([ext])[ext]
+            if status not in ACTIVE + FINAL:
+                status = self.producer.enqueue_order(row.order, "backfill").status
             if status == "done":
                 progress.done += 1
                 progress.skipped += 1
-            elif status in ("queued", "running"):
-                progress.in_flight.add(ext)  # sent by an earlier run that was interrupted
+            elif status == "cancelled":
+                progress.cancelled += 1
+                self._emit(f"order {ext}: cancelled; a cancelled order is final and is not sent again")
             else:
-                self.producer.enqueue_order(row.order, "backfill")
-                progress.in_flight.add(ext)
+                progress.in_flight.add(ext)  # sent now, or by an earlier run that was interrupted
             while len(progress.in_flight) >= self.window:
                 self._poll(progress)
             self._draw(progress)
-        while wait and progress.in_flight:
+        while wait and progress.in_flight and progress.stalled != progress.in_flight:
             self._poll(progress)
         self._draw(progress, final=True)
         return progress
 
     def _poll(self, progress: Progress) -> None:
         changed = False
+        self._check_stalled(progress)
         for ext, status in self.ledger.statuses(progress.in_flight).items():
-            if status in ("queued", "running"):
+            if status in ACTIVE:
                 continue
+            progress.stalled.discard(ext)
             progress.in_flight.discard(ext)
             progress.finished_this_run += 1
             changed = True
             if status == "done":
                 progress.done += 1
+            elif status == "cancelled":
+                progress.cancelled += 1
             else:
                 progress.failed += 1
                 state = self.ledger.get(ext)
@@ -140,6 +157,20 @@ class Backfill:
         if not changed:
             self._draw(progress)
             time.sleep(self.poll_seconds)
+
+    def _check_stalled(self, progress: Progress) -> None:
+        """Orders the keeper should have looked at long ago: no keeper runs, so nothing will move them."""
+        now = time.monotonic()
+        if now - self._last_stall_check < STALL_CHECK_SECONDS:
+            return
+        self._last_stall_check = now
+        overdue = set(self.ledger.overdue(progress.in_flight, STALL_GRACE_SECONDS))
+        new = overdue - progress.stalled
+        progress.stalled = overdue
+        if new:
+            self._emit(f"warning: {len(overdue)} order(s) stalled: no keeper has looked at them for over "
+                       f"{STALL_GRACE_SECONDS:.0f}s (is the keeper running? Procfile `keeper`); see `keap-orders "
+                       f"stuck`; e.g. {', '.join(sorted(new)[:5])}")
 
     def _emit(self, message: str) -> None:
         if self._tty:

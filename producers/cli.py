@@ -140,12 +140,30 @@ def schema() -> None:
 
 @main.command()
 @click.argument("external_id")
-def status(external_id) -> None:
-    """Show one order: status, current or failed step, error, Keap ids."""
-    state = _ledger().get(external_id)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable (times as epoch seconds).")
+def status(external_id, as_json) -> None:
+    """Show one order: status, current or failed step, parked-until time, error, Keap ids."""
+    from producers.console import describe
+
+    ledger = _ledger()
+    state = ledger.get(external_id)
     if state is None:
         raise click.ClickException(f"order {external_id}: not in the ledger")
-    click.echo(json.dumps(state.as_dict(), indent=2, default=str))
+    click.echo(json.dumps(state.as_dict(), indent=2, default=str) if as_json else describe(state, ledger.now()))
+
+
+@main.command()
+@click.option("--older-than", default=300.0, show_default=True, help="Seconds without a change.")
+@click.option("--limit", default=100, show_default=True)
+def stuck(older_than, limit) -> None:
+    """Orders that are not moving: how long, at which step, and why if known."""
+    from producers.console import span
+    from producers.console import stuck as find_stuck
+
+    rows = find_stuck(_ledger(), older_than, limit)
+    for row in rows:
+        click.echo(f"{row.external_id}\t{row.status}\t{row.step}\t{span(row.still_for)}\t{row.why}")
+    click.echo(f"{len(rows)} order(s) without a change for over {older_than:g}s", err=True)
 
 
 @main.command()

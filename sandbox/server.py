@@ -269,6 +269,10 @@ class _Handler(BaseHTTPRequestHandler):
         # Headers and body go out in two writes; without TCP_NODELAY, Nagle + delayed ACK add ~40 ms a call.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+    def date_time_string(self, timestamp=None) -> str:
+        # The Date header follows the sandbox's clock, as Keap's follows Keap's: reset times are read against it.
+        return super().date_time_string(self.sandbox.clock() if timestamp is None else timestamp)
+
     def log_message(self, format, *args):  # noqa: A002 - signature from BaseHTTPRequestHandler
         # The default logs full paths; filters may hold emails, so only the status line goes to debug.
         logger.debug("%s %s", self.command, args[1] if len(args) > 1 else "")

@@ -57,8 +57,15 @@ def celery_config(settings: Settings) -> dict:
 
 
 def configure(settings: Settings) -> None:
-    """Point the app at these settings (a producer or test with its own settings; the worker uses the defaults)."""
-    app.conf.update(celery_config(settings))
+    """Point the app at these settings (a producer or test with its own settings; the worker uses the defaults).
+
+    Queues declared before stay declared, so one process (a test session, a bench) can send for several runs."""
+    config = celery_config(settings)
+    known = {q.name: q for q in app.conf.task_queues or ()} if "task_queues" in app.conf.changes else {}
+    config["task_queues"] = tuple({**known, **{q.name: q for q in config["task_queues"]}}.values())
+    app.conf.update(config)
+    for queue in config["task_queues"]:  # Celery keeps the queues it has read already
+        app.amqp.queues.setdefault(queue.name, queue)
 
 
 app.add_defaults(lambda: celery_config(get_settings()))

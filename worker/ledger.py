@@ -161,7 +161,10 @@ else
   redis.call('HSET', KEYS[1], 'ticket', ARGV[3])
 end
 redis.call('HDEL', KEYS[1], 'parked_until', 'parked_reason')
-if ARGV[5] == '1' then redis.call('HINCRBY', KEYS[1], 'redrives', 1) end
+if ARGV[5] == '1' then
+  redis.call('HINCRBY', KEYS[1], 'redrives', 1)
+  redis.call('HINCRBY', KEYS[1], 'resends', 1)
+end
 redis.call('HSET', KEYS[1], 'updated_at', now)
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[4]), ARGV[1])
 return ARGV[3]
@@ -224,7 +227,8 @@ class OrderState:
     ticket: str | None = None
     single: str | None = None  # a step sent on its own for a done/failed order, not finished yet
     attempts: int = 0
-    redrives: int = 0
+    redrives: int = 0  # re-sent by the keeper since the last progress (bounded by MAX_REDRIVES)
+    resends: int = 0  # re-sent by the keeper in all
     error: str | None = None
     error_step: str | None = None
     error_kind: str | None = None
@@ -250,6 +254,7 @@ class OrderState:
             single=data.get("single"),
             attempts=int(data.get("attempts", 0)),
             redrives=int(data.get("redrives", 0)),
+            resends=int(data.get("resends", 0)),
             error=data.get("error"),
             error_step=data.get("error_step"),
             error_kind=data.get("error_kind"),
@@ -268,7 +273,7 @@ class OrderState:
         return {
             "external_id": self.external_id, "status": self.status, "lane": self.lane, "step": self.step,
             "pending_step": self.single,
-            "attempts": self.attempts, "redrives": self.redrives, "error": self.error, "error_step": self.error_step,
+            "attempts": self.attempts, "redrives": self.redrives, "resends": self.resends, "error": self.error, "error_step": self.error_step,
             "error_kind": self.error_kind, "parked_until": self.parked_until, "parked_reason": self.parked_reason,
             "created_at": self.created_at, "updated_at": self.updated_at, "results": self.results,
             "pending_writes": sorted(self.intents),
@@ -406,6 +411,20 @@ class Ledger:
             if len(ids) >= limit:
                 break
         return sorted(ids)
+
+    def overdue(self, external_ids: Iterable[str], grace: float) -> list[str]:
+        """Of these orders, the ones the keeper should have looked at more than `grace` seconds ago."""
+        ids = list(external_ids)
+        pipe = self.redis.pipeline(transaction=False)
+        for ext in ids:
+            pipe.zscore(self._watch, ext)
+        limit = self.now() - grace
+        return [ext for ext, score in zip(ids, pipe.execute()) if score is not None and score < limit]
+
+    def iter_watched(self) -> Iterator[tuple[str, float]]:
+        """Every active order with the time the keeper looks at it next (an operator's view; O(active orders))."""
+        for member, score in self.redis.zscan_iter(self._watch, count=500):
+            yield member.decode(), score
 
     def watched(self, until: float | None = None, limit: int = 100) -> list[tuple[str, float]]:
         """Active orders by the time the keeper looks at them next (oldest first), up to `until`."""

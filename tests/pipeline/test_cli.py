@@ -30,8 +30,10 @@ def test_backfill_wait_report_status_and_verify(ctx, ext, tmp_path, cli_env):
     assert "no worker is consuming" not in result.output  # the test's worker answers the broker's ping
     assert report.read_text().startswith("line 2: order ") and "items[0].unit_price" in report.read_text()
 
-    status = CliRunner(env=cli_env).invoke(main, ["status", f"{ext}-1"])
+    status = CliRunner(env=cli_env).invoke(main, ["status", f"{ext}-1", "--json"])
     assert status.exit_code == 0 and json.loads(status.output)["status"] == "done"
+    words = CliRunner(env=cli_env).invoke(main, ["status", f"{ext}-1"]).output
+    assert "status" in words and "done" in words and " UTC (" in words and "order_id=" in words
     assert "customer" not in status.output and "@example.com" not in status.output  # no customer data
 
     verify = CliRunner(env=cli_env).invoke(main, ["verify", str(path)])
