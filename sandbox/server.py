@@ -159,14 +159,16 @@ class Sandbox:
                 p["order_id"], b, self._mask(q, "PATCH", f"{v2}/orders/{{order_id}}"))),
             ("DELETE", f"{v2}/orders/{{order_id}}"): lambda p, q, b: (204, s.delete_order(p["order_id"])),
             ("POST", f"{v2}/orders/{{order_id}}/items"): lambda p, q, b: (201, s.add_item(p["order_id"], b)),
-            ("POST", f"{v2}/orders/{{order_id}}/payments"): lambda p, q, b: (201, s.create_payment(p["order_id"], b)),
+            ("POST", f"{v2}/orders/{{order_id}}/payments"): lambda p, q, b: (201, s.create_payment(
+                p["order_id"], b, declined=self.faults.declined())),
             ("GET", f"{v2}/orders/{{order_id}}/payments"): lambda p, q, b: (200, s.list_payments(p["order_id"], q)),
             ("GET", f"{v2}/orders/model"): lambda p, q, b: (200, s.custom_model("ORDER")),
             ("POST", f"{v2}/orders/model/customFields"): lambda p, q, b: (201, s.create_custom_field("ORDER", b)),
             ("GET", f"{v2}/subscriptions/model"): lambda p, q, b: (200, s.custom_model("SUBSCRIPTION")),
             ("POST", f"{v2}/subscriptions/model/customFields"): lambda p, q, b: (
                 201, s.create_custom_field("SUBSCRIPTION", b)),
-            ("POST", f"{v2}/subscriptions"): lambda p, q, b: (201, s.create_subscription(b)),
+            ("POST", f"{v2}/subscriptions"): lambda p, q, b: (201, s.create_subscription(
+                b, amount_in_cents=self.faults.config.billing_amount_in_cents)),
             ("GET", f"{v2}/subscriptions"): lambda p, q, b: (200, s.list_subscriptions(q)),
             ("GET", f"{v2}/subscriptions/{{subscription_id}}"): lambda p, q, b: (
                 200, s.get_subscription(p["subscription_id"])),

@@ -100,6 +100,7 @@ class Store:
         with self.lock:
             seed = copy.deepcopy(self.seed)
             self.payment_types: list[str] = seed.get("manual_payment_types") or []
+            self.promo_codes: dict[str, int] = {p["code"].upper(): p["percent_off"] for p in seed.get("promo_codes", [])}
             self.contacts: dict[str, dict] = {}
             self.payment_methods: dict[str, dict] = {}
             for contact in seed.get("contacts", []):
@@ -413,7 +414,7 @@ class Store:
 
     def _totals(self, order: dict) -> tuple[int, int, int]:
         total = max(sum(self._line_total(i) for i in order["items"]), 0)
-        paid = sum(p["amount_cents"] for p in order["payments"])
+        paid = sum(p["amount_cents"] for p in order["payments"] if p["pay_status"] != "FAILED")
         return total, paid, total - paid
 
     def item_view(self, item: dict) -> dict:
@@ -481,6 +482,7 @@ class Store:
             items = [self._build_item(item, f"order_items[{i}].") for i, item in enumerate(body.get("order_items")
                                                                                         or [])]
             custom = self._custom_values("ORDER", body.get("custom_fields") or [])
+            items += self._promo_discounts(body.get("promo_codes") or [], items)
             now = _iso(self.now())
             order = {"id": self._new_id("order"), "invoice_id": self._new_id("invoice"), "contact_id":
                      str(body["contact_id"]), "items": items, "payments": [], "custom_fields": custom,
@@ -488,6 +490,14 @@ class Store:
                      **{k: copy.deepcopy(body[k]) for k in self._ORDER_SCALARS if k in body}}
             self.orders[order["id"]] = order
             return self.order_view(order)
+
+    def _promo_discounts(self, codes: list[str], items: list[dict]) -> list[dict]:
+        """Keap applies a known promo code's discount to the order it is given with (assumption; see seed.json)."""
+        products = sum(i["price_cents"] * i["quantity"] for i in items if i["item_type"] == "PRODUCT")
+        return [{"id": self._new_id("item"), "item_type": "DISCOUNT_ORDER_TOTAL", "name": f"Promo {code}",
+                 "quantity": 1, "price_cents": products * self.promo_codes[code.upper()] // 100, "cost_cents": 0,
+                 "product_id": None, "plan_id": None}
+                for code in codes if code.upper() in self.promo_codes]
 
     def get_order(self, order_id: str) -> dict:
         with self.lock:
@@ -550,7 +560,7 @@ class Store:
             return self._page("orders", [self.order_view(o) for o in page], token)
 
     # ------------------------------------------------------------------ payments
-    def create_payment(self, order_id: str, body: dict) -> dict:
+    def create_payment(self, order_id: str, body: dict, declined: bool = False) -> dict:
         with self.lock:
             order = self._get(self.orders, order_id, "Order")
             amount = cents(body["payment_amount"], "payment_amount")
@@ -565,7 +575,7 @@ class Store:
                 if amount <= 0:
                     raise ApiError(400, "Invalid payment_amount: must be greater than 0 when charging a "
                                         "payment_method_id")
-                status = "APPROVED"
+                status = "DECLINED" if declined else "APPROVED"
             else:
                 if method_type not in self.payment_types:
                     raise ApiError(400, f"Invalid payment_method_type {method_type!r}: must exactly match a "
@@ -579,7 +589,7 @@ class Store:
                                     f"{dollars(due):.2f} of order {order_id}")
             now = _iso(self.now())
             payment = {"id": self._new_id("invoice_payment"), "payment_id": self._new_id("payment"),
-                       "amount_cents": amount, "pay_status": status, "pay_time": body.get("payment_time") or now,
+                       "amount_cents": amount, "pay_status": "FAILED" if status == "DECLINED" else status, "pay_time": body.get("payment_time") or now,
                        "last_updated_time": now, "skip_commission": not body["apply_to_commissions"],
                        "note": body.get("notes"), "method_id": method_id, "method_type": method_type,
                        **{k: v for k, v in body.items() if k.startswith("external_")}}
@@ -616,7 +626,7 @@ class Store:
             return self._page("invoice_order_payments", page, token)
 
     # ------------------------------------------------------------------ subscriptions
-    def create_subscription(self, body: dict) -> dict:
+    def create_subscription(self, body: dict, amount_in_cents: bool = False) -> dict:
         with self.lock:
             contact = self._contact_ref(body["contact_id"])
             found = self.plans.get(str(body["subscription_plan_id"]))
@@ -652,7 +662,8 @@ class Store:
             subscription = {
                 "id": self._new_id("subscription"), "contact_id": contact["id"], "product_id": product_id,
                 "subscription_plan_id": plan["id"], "quantity": body.get("quantity", 1), "active": active,
-                "billing_amount": body["billing_amount"] if "billing_amount" in body else dollars(plan["price_cents"]),
+                "billing_amount": (body["billing_amount"] / (100 if amount_in_cents else 1) if "billing_amount" in body
+                                   else dollars(plan["price_cents"])),
                 "auto_charge": auto_charge, "billing_cycle": CYCLES[plan["billing_cycle"]],
                 "billing_frequency": plan.get("billing_frequency", 1), "start_date": start.isoformat(),
                 "next_bill_date": start.isoformat(), "allow_tax": body.get("allow_tax", False),

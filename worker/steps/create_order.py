@@ -53,16 +53,22 @@ def check_total(ctx: StepContext, state: OrderState, order: Order) -> None:
         )
 
 
-def _find(ctx: StepContext, order: Order, id_field: dict[str, str], contact_id: str) -> Results | None:
-    """The Keap order carrying exactly this external id, or None. Keap's text filter ignores case, so every
-    candidate's value is compared exactly; two exact matches, or one of another customer, stop the order."""
-    candidates = ctx.keap.orders.find_by_custom_field(id_field["field_name"], order.external_id)
+def orders_with_external_id(ctx: StepContext, id_field: dict[str, str], external_id: str) -> list[dict]:
+    """The Keap orders whose external-id field holds exactly `external_id`. Keap's text filter ignores case, so
+    every candidate's value is compared here."""
     exact = []
-    for candidate in candidates:
+    for candidate in ctx.keap.orders.find_by_custom_field(id_field["field_name"], external_id):
         full = candidate if "custom_fields" in candidate else ctx.keap.orders.get(candidate["id"])
-        if any(str(cf.get("id")) == id_field["id"] and cf.get("content") == order.external_id
+        if any(str(cf.get("id")) == str(id_field["id"]) and cf.get("content") == external_id
                for cf in full.get("custom_fields") or []):
             exact.append(full)
+    return exact
+
+
+def _find(ctx: StepContext, order: Order, id_field: dict[str, str], contact_id: str) -> Results | None:
+    """The Keap order carrying exactly this external id, or None; two of them, or one of another customer, stop
+    the order."""
+    exact = orders_with_external_id(ctx, id_field, order.external_id)
     if not exact:
         return None
     if len(exact) > 1:
