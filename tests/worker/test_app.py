@@ -4,9 +4,10 @@ from __future__ import annotations
 
 def test_each_lane_has_its_own_route():
     # Two queues on one (exchange, routing key) would each get a copy of every message on the Redis transport.
-    from worker.app import app
+    from worker.app import celery_config
+    from worker.settings import Settings
 
-    queues = list(app.amqp.queues.values())
+    queues = celery_config(Settings())["task_queues"]
     assert len(queues) == 3  # live, backfill, keeper
     assert len({(q.exchange.name, q.routing_key) for q in queues}) == 3
 
