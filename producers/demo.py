@@ -11,7 +11,7 @@ import tempfile
 import time
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import IO, Iterator
 
 import redis
 
@@ -76,8 +76,8 @@ def run_env(base_url: str, redis_url: str, run_id: str, **overrides: str) -> dic
 
 @contextmanager
 def worker_process(env: dict[str, str], *, queues: str | None = None, name: str = "demo", pool: str = "threads",
-                   concurrency: int = 4, beat: bool = True,
-                   output: int | None = subprocess.DEVNULL) -> Iterator[subprocess.Popen]:
+                   concurrency: int = 4, beat: bool = True, output: int | None = subprocess.DEVNULL,
+                   errors: int | IO | None = None) -> Iterator[subprocess.Popen]:
     """A `celery worker` subprocess (its own process group, so it can be killed whole) on the run's queues; with
     `beat`, the keeper's schedule is embedded (-B). In production the keeper runs on its own (Procfile)."""
     queues = queues or ",".join(env[k] for k in ("LIVE_QUEUE", "BACKFILL_QUEUE", "KEEPER_QUEUE"))
@@ -89,7 +89,8 @@ def worker_process(env: dict[str, str], *, queues: str | None = None, name: str 
             cmd += ["--beat", "--schedule", os.path.join(tmp, "beat-schedule")]
         # Celery warns at length when run as root (containers, CI); the demo is not the place for it.
         quiet = {"PYTHONWARNINGS": "ignore:You're running the worker with superuser privileges"}
-        proc = subprocess.Popen(cmd, env={**os.environ, **env, **quiet}, stdout=output, start_new_session=True)
+        proc = subprocess.Popen(cmd, env={**os.environ, **env, **quiet}, stdout=output, stderr=errors,
+                                start_new_session=True)
         try:
             yield proc
         finally:

@@ -6,13 +6,14 @@ name, quantity, price, cost); total and total paid; each payment's amount; custo
 """
 from __future__ import annotations
 
+import time
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 from typing import Iterator
 
 from producers.backfill import READERS, detect_format
-from worker.keap import money
+from worker.keap import KeapTransientError, money
 from worker.steps import payloads, resolve
 from worker.messages import Order
 from worker.steps.base import OrderRejected, StepContext
@@ -33,9 +34,20 @@ def verify_file(path: Path, fmt: str | None, ctx: StepContext) -> tuple[int, lis
         if row.order is None:
             continue
         checked += 1
-        problems += [f"order {row.order.external_id}: {p}"
-                     for p in verify_order(row.order, ctx, fields, sub_field, owners)]
+        problems += [f"order {row.order.external_id}: {p}" for p in _checked(row.order, ctx, fields, sub_field, owners)]
     return checked, problems
+
+
+def _checked(order: Order, ctx: StepContext, *args) -> list[str]:
+    """verify_order, asked again after a transient Keap error (read-only, so safe); reported if it persists."""
+    for attempt in range(3):
+        try:
+            return list(verify_order(order, ctx, *args))
+        except KeapTransientError as exc:
+            if attempt == 2:
+                return [f"could not be checked: {exc}; run verify again"]
+            time.sleep(1 + attempt)
+    raise AssertionError("unreachable")
 
 
 def verify_order(order: Order, ctx: StepContext, fields: dict[str, dict], sub_field: dict | None,

@@ -12,6 +12,8 @@ import random
 import uuid
 from dataclasses import dataclass, replace
 
+import redis
+
 from worker import pipeline
 from worker.keap import (
     CredentialRevoked,
@@ -98,6 +100,11 @@ def run_step(ctx: StepContext, settings: Settings, step: str, external_id: str, 
     lane_token = LANE.set(lane)
     try:
         result = _run(replace(ctx, token=token), settings, step, external_id, failures)
+    except redis.RedisError as exc:
+        # Redis itself is out of reach: nothing can be recorded now. The lease runs out by itself; the delivery
+        # comes back (or the keeper re-sends the order) once Redis answers again.
+        log.warning("order %s: %s interrupted, Redis unreachable (%s)", external_id, step, type(exc).__name__)
+        return Outcome("retry", random.uniform(2, 5), failures)
     except Exception as exc:
         # A bug, not Keap: record it for the operator, then let Celery (and Sentry) see the traceback.
         _end(ctx, settings, external_id, token, ticket, step,
