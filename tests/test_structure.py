@@ -87,3 +87,11 @@ def test_the_checks_see_imports_at_any_depth():
     # Guards the guard: a function-level import of the task module in the CLI would be found.
     assert "producers.demo" in GRAPH["producers.cli"]
     assert "worker.keap.contacts" in GRAPH["worker.keap.client"]
+
+
+def test_every_step_of_the_pipeline_is_a_module_of_worker_steps_with_a_run():
+    from worker import pipeline
+
+    assert all(callable(step.run) and (ROOT / "worker" / "steps" / f"{step.name}.py").is_file()
+               for step in pipeline.STEPS)
+    assert len({step.task for step in pipeline.STEPS}) == len(pipeline.STEPS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import SANDBOX_KEY
-from worker import runner
+from worker import pipeline, runner
 from worker.ledger import Ledger
 from worker.settings import Settings
 from worker.steps.base import StepContext
@@ -43,9 +43,9 @@ def test_a_chain_step_moves_the_order_to_the_next_step(ctx, settings):
     assert runner.run_step(ctx, settings, "create_order", "r-1", ticket=ticket) == runner.NEXT
     state = ctx.ledger.get("r-1")
     assert (state.status, state.step) == ("queued", "add_items") and state.results["order_id"]
-    for step in ("add_items", "record_payment", "set_custom_fields"):
+    for step in pipeline.STEP_NAMES[1:-1]:
         assert runner.run_step(ctx, settings, step, "r-1", ticket=ticket) == runner.NEXT
-    assert runner.run_step(ctx, settings, "create_subscription", "r-1", ticket=ticket) == runner.STOP
+    assert runner.run_step(ctx, settings, pipeline.LAST, "r-1", ticket=ticket) == runner.STOP
     assert ctx.ledger.get("r-1").status == "done"
 
 
