@@ -325,8 +325,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         for name, value in headers.items():
             self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
+        try:
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client gave up first (its timeout was shorter than the answer): the work is done all the same.
+            logger.debug("client gone before the answer to %s %s", exchange["method"], exchange["template"])
+            self.close_connection = True
 
     def _drop(self, exchange: dict, status: int, body, stall: float) -> None:
         """The write is applied; now stall (optionally) and close the socket without an answer."""
