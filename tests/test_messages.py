@@ -119,7 +119,13 @@ def test_three_decimals_error_text_names_order_field_value_and_fix():
 
 @pytest.mark.parametrize("raw, message", [(0.1 + 0.2, "at most 2 decimals"), ("-1.00", "must not be negative"),
                                           ("abc", "not a decimal amount"), (True, "must be a decimal string"),
-                                          ("NaN", "not a usable amount"), ("1e12", "not a usable amount")])
+                                          ("NaN", "not a usable amount"), ("1e12", "written with an exponent"),
+                                          ("1E+3", "written with an exponent"), ("1_000", "separators"),
+                                          ("3,005", "separators"), ("\u0663\u0660\u0660\u0665", "digits other than 0-9"),
+                                          ("19.90 ", "spaces"), ("+5", "not a decimal amount"),
+                                          ("1000000000", "not a usable amount"),
+                                          pytest.param(10**5000, "not a usable amount", id="5000-digits"),
+                                          (Decimal("1E-3"), "at most 2 decimals")])
 def test_bad_money(raw, message):
     assert message in only_error(minimal(items=[{"sku": "X", "unit_price": raw}])).message
 
