@@ -14,13 +14,11 @@ from pathlib import Path
 from typing import Callable, Iterator, TextIO
 
 from producers.enqueue import enqueue_order
-from producers.sources.csv import read_csv
-from producers.sources.jsonl import read_jsonl
+from producers.sources import READERS, count_orders, detect_format
+from producers.sources.base import ReadOptions
 from worker.ledger import Ledger
 
 log = logging.getLogger(__name__)
-
-READERS = {"jsonl": read_jsonl, "csv": read_csv}
 
 
 @dataclass
@@ -30,6 +28,7 @@ class Progress:
     done: int = 0  # including those already done before this run
     skipped: int = 0  # done before this run: nothing sent
     failed: int = 0
+    sent: int = 0  # orders sent to the workers by this run
     in_flight: set[str] = field(default_factory=set)
     started: float = field(default_factory=time.monotonic)
     finished_this_run: int = 0
@@ -57,21 +56,6 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-def detect_format(path: Path, fmt: str | None) -> str:
-    fmt = fmt or ("csv" if path.suffix.lower() == ".csv" else "jsonl")
-    if fmt not in READERS:
-        raise ValueError(f"format {fmt!r}: use one of {', '.join(READERS)}")
-    return fmt
-
-
-def count_orders(path: Path, fmt: str) -> int:
-    """A cheap first pass so progress can show a total and an ETA (reads, never holds, the file)."""
-    if fmt == "jsonl":
-        with path.open("rb") as fh:
-            return sum(1 for line in fh if line.strip())
-    return sum(1 for _ in READERS[fmt](path))
-
-
 class Backfill:
     def __init__(self, ledger: Ledger, *, window: int = 200, out: TextIO | None = None, report: TextIO | None = None,
                  poll_seconds: float = 0.5, enqueue: Callable = enqueue_order):
@@ -86,10 +70,13 @@ class Backfill:
         self._tty = self.out.isatty()
         self._last_draw = 0.0
 
-    def run(self, path: Path, fmt: str | None = None, *, wait: bool = False) -> Progress:
-        fmt = detect_format(path, fmt)
-        progress = Progress(total=count_orders(path, fmt))
-        for row in READERS[fmt](path):
+    def run(self, path: Path, fmt: str | None = None, *, wait: bool = False,
+            options: ReadOptions | None = None) -> Progress:
+        options = options or ReadOptions.from_settings()
+        fmt = detect_format(path, fmt, options)
+        # Kept on the job, so a caller interrupted (Ctrl-C) can still say what was sent.
+        self.progress = progress = Progress(total=count_orders(path, fmt, options))
+        for row in READERS[fmt](path, options):
             if row.error is not None:
                 progress.invalid += 1
                 self._emit(f"line {row.line}: {row.error}")
@@ -103,6 +90,7 @@ class Backfill:
                 progress.in_flight.add(ext)  # sent by an earlier run that was interrupted
             else:
                 self.enqueue(row.order, "backfill", ledger=self.ledger)
+                progress.sent += 1
                 progress.in_flight.add(ext)
             while len(progress.in_flight) >= self.window:
                 self._poll(progress)
@@ -154,14 +142,16 @@ class Backfill:
             self._last_draw = now
 
 
-def dry_run(path: Path, fmt: str | None, keap, payment_types: set[str], out: TextIO | None = None) -> tuple[int, int]:
+def dry_run(path: Path, fmt: str | None, keap, payment_types: set[str], out: TextIO | None = None,
+            options: ReadOptions | None = None) -> tuple[int, int]:
     """Validate every order, resolve its SKUs and plans against Keap and check its payment methods against the
     account's manual payment types, writing nothing. Returns (orders ready, orders with problems)."""
     out = out or sys.stderr
-    fmt = detect_format(path, fmt)
+    options = options or ReadOptions.from_settings()
+    fmt = detect_format(path, fmt, options)
     known: dict[str, dict | None] = {}
     ok = bad = 0
-    for row in READERS[fmt](path):
+    for row in READERS[fmt](path, options):
         problems = [str(row.error)] if row.error else list(_resolution_problems(row.order, keap, known, payment_types))
         for problem in problems:
             out.write(f"line {row.line}: {problem}\n")

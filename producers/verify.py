@@ -10,21 +10,23 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Iterator
 
-from producers.backfill import READERS, detect_format
+from producers.sources import READERS, detect_format
+from producers.sources.base import ReadOptions
 from worker.keap import KeapClient, money
 from worker.ledger import Ledger
 from worker.messages import Order
 
 
 def verify_file(path: Path, fmt: str | None, keap: KeapClient, ledger: Ledger,
-                external_id_label: str) -> tuple[int, list[str]]:
+                external_id_label: str, options: ReadOptions | None = None) -> tuple[int, list[str]]:
     """Returns (orders checked, problems). Invalid rows of the file are not checked (they were never sent)."""
     model = keap.orders.get_model().get("custom_fields") or []
     fields = {meta["label"]: meta for meta in model}
     if external_id_label not in fields:
         return 0, [f"Keap has no order custom field {external_id_label!r}: nothing was imported here"]
     checked, problems = 0, []
-    for row in READERS[detect_format(path, fmt)](path):
+    options = options or ReadOptions.from_settings()
+    for row in READERS[detect_format(path, fmt, options)](path, options):
         if row.order is None:
             continue
         checked += 1

@@ -25,7 +25,7 @@ def test_backfill_wait_report_status_and_verify(ctx, ext, tmp_path):
     report = tmp_path / "report.txt"
 
     result = CliRunner().invoke(main, ["backfill", str(path), "--wait", "--report", str(report)])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 3, result.output  # every valid order done, but a row was invalid
     assert "done:           3" in result.output and "invalid rows:   1" in result.output
     assert "no worker is consuming" not in result.output  # the test's worker answers the broker's ping
     assert report.read_text().startswith("line 2: order ") and "items[0].unit_price" in report.read_text()
@@ -38,12 +38,12 @@ def test_backfill_wait_report_status_and_verify(ctx, ext, tmp_path):
     assert verify.exit_code == 0 and "verified 3 orders: 0 problem(s)" in verify.output
 
 
-def test_backfill_wait_exits_1_when_an_order_fails_then_retry_fixes_it(ctx, ext, tmp_path):
+def test_backfill_wait_exits_4_when_an_order_fails_then_retry_fixes_it(ctx, ext, tmp_path):
     order = typical_order(ext)
     order["items"][0]["sku"] = "NOT-IN-KEAP"
     path = write_jsonl(tmp_path / "orders.jsonl", [order])
     result = CliRunner().invoke(main, ["backfill", str(path), "--wait"])
-    assert result.exit_code == 1 and "failed:         1" in result.output
+    assert result.exit_code == 4 and "failed:         1" in result.output
 
     failed = CliRunner().invoke(main, ["failed"])
     assert ext in failed.output and "create_order" in failed.output and "NOT-IN-KEAP" in failed.output
@@ -63,7 +63,7 @@ def test_dry_run_finds_unknown_skus_and_writes_nothing(ctx, keap_sandbox, ext, t
     path = write_jsonl(tmp_path / "orders.jsonl", [order, typical_order(f"{ext}-ok")])
     writes = {k: v for k, v in keap_sandbox.stats()["requests"].items() if not k.startswith("GET")}
     result = CliRunner().invoke(main, ["backfill", str(path), "--dry-run"])
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert "items[1].sku" in result.output and "NOPE-9" in result.output
     assert "subscriptions[0].billing_cycle" in result.output
     assert "payments[0].method: 'Wire Transfer' is not one of the manual payment types" in result.output
