@@ -307,7 +307,9 @@ def _row(record: Record, fmt: Format, options: ReadOptions, external_id: str | N
         except OrderInvalid as exc:
             reported = {error.field for error in problems}
             located = data.located if isinstance(data, Mapped) else (lambda error: error)
-            problems += [located(error) for error in exc.errors if error.field not in reported]
+            # A value the mapping could not read is left out: its "is required" would only repeat the mapping's error.
+            problems += [located(error) for error in exc.errors
+                         if error.field not in reported and not (problems and error.message == "is required")]
         except RecursionError:
             problems.append(FieldError("", "nested too deeply", "an order is a flat JSON object with lists of items"))
         else:

@@ -54,7 +54,8 @@ ADDRESS_COLUMNS = tuple(f"{kind}_{field}" for kind in ADDRESSES for field in ADD
 ORDER_LEVEL_COLUMNS = ORDER_COLUMNS + CUSTOMER_COLUMNS + ADDRESS_COLUMNS
 COLUMNS = ORDER_LEVEL_COLUMNS + tuple(column for part in LINE_PARTS.values() for column in part)
 _WHOLE = re.compile(r"^\d+$")
-_MALFORMED_HINT = "quote cells that contain commas; every row needs one cell per column"
+_MAX_PROBLEMS = 20
+MALFORMED_HINT = "quote cells that contain commas; every row needs one cell per column"
 _BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 
 
@@ -96,6 +97,7 @@ class _RecordLines:
     def __next__(self) -> str:
         text, dropped = next(self._lines)
         self.line += 1
+        allowed = self.limit - self.size
         self.size += len(text)
         if dropped is None and self.size <= self.limit:
             self.quotes += text.count(self.quote)
@@ -108,8 +110,10 @@ class _RecordLines:
                 break
             self.line += 1
             total += more[0].count(self.quote) + (more[1] or 0)
-        # Close what csv has open, so it ends the record here and starts the next one afresh.
-        return (self.quote if self.quotes % 2 else "") + "\n"
+        # csv gets what fits (so the row's first cells, such as its order's key, are still read), with the open
+        # quote closed, so it ends the record here and starts the next one afresh.
+        kept = text[:max(allowed, 0)].rstrip("\r\n")
+        return kept + (self.quote if (self.quotes + kept.count(self.quote)) % 2 else "") + "\n"
 
 
 @dataclass
@@ -146,14 +150,11 @@ def _rows(reader, lines: _RecordLines, encoding: str, max_field: int, header: li
         except csv.Error as exc:
             yield TableRow(start, None, Problem(f"not valid CSV ({exc})", "export the file again"))
             continue
-        if lines.problem:
-            yield TableRow(start, None, lines.problem)
+        if not any(cell.strip() for cell in cells) and not lines.problem:
             continue
-        if not any(cell.strip() for cell in cells):
-            continue
-        problem = undecodable("\x1f".join(cells), encoding)
-        longest = max(range(len(cells)), key=lambda i: len(cells[i]))
-        if not problem and len(cells[longest]) > max_field:
+        problem = lines.problem or undecodable("\x1f".join(cells), encoding)
+        longest = max(range(len(cells)), key=lambda i: len(cells[i]), default=0)
+        if not problem and cells and len(cells[longest]) > max_field:
             name = header[longest] if header and longest < len(header) else f"cell {longest + 1}"
             problem = Problem(f"column {name!r} holds {len(cells[longest]):,} characters (at most {max_field:,})",
                               "no order value is that long: check the file")
@@ -176,6 +177,7 @@ class RowGroup:
         return self.rows[0][0] if self.rows else 0
 
 
+MAX_PROBLEMS = 20
 MALFORMED_HINT = "quote cells that contain commas; every row needs one cell per column"
 
 
@@ -213,7 +215,8 @@ def grouped_records(stream: TextIO, options: ReadOptions, key_column: Callable[[
                 yield Record(first_line, group)
             group, first_line = RowGroup(row_key), row.line
         if problem:
-            group.problems.append(FieldError(problem.field, f"line {row.line} {problem.message}", problem.hint))
+            if len(group.problems) < MAX_PROBLEMS:  # an order's report stays readable (and memory bounded)
+                group.problems.append(FieldError(problem.field, f"line {row.line} {problem.message}", problem.hint))
             continue
         group.size += sum(map(len, cells.values()))
         if group.size > options.max_record_chars:
