@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import itertools
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -235,8 +236,9 @@ class SeenIds:
         self._bits = bytearray(self.BITS // 8)
         self._rescan, self._confirmed = rescan, 0
 
-    def earlier_line(self, external_id: str, line: int) -> int | None:
-        """The first line before `line` holding `external_id` (0 if unconfirmed), else None; remembers it."""
+    def earlier_line(self, external_id: str, position: int) -> int | None:
+        """The line of the first record before the `position`-th (0-based) holding `external_id` (0 if
+        unconfirmed), else None; remembers it. Positions, not lines: a JSON array may hold every order on line 1."""
         digest = hashlib.blake2b(external_id.encode("utf-8", "surrogatepass"), digest_size=self.HASHES * 4).digest()
         positions = [int.from_bytes(digest[i:i + 4], "big") % self.BITS for i in range(0, len(digest), 4)]
         maybe = all(self._bits[p >> 3] & (1 << (p & 7)) for p in positions)
@@ -246,7 +248,8 @@ class SeenIds:
             return None
         if self._confirmed >= self.CONFIRM_LIMIT:
             return 0
-        found = next((start for start, other in self._rescan() if start < line and other == external_id), None)
+        earlier = itertools.islice(self._rescan(), position)
+        found = next((line for line, other in earlier if other == external_id), None)
         self._confirmed += found is not None
         return found
 
@@ -277,9 +280,9 @@ def read(path: str | Path, fmt: Format, options: ReadOptions | None = None) -> I
             yield record.line, _safe_id(fmt, record.data, options)
 
     seen = SeenIds(ids)
-    for record in records_of(path, fmt, options):
+    for position, record in enumerate(records_of(path, fmt, options)):
         external_id = _safe_id(fmt, record.data, options)
-        earlier = seen.earlier_line(external_id, record.line) if external_id else None
+        earlier = seen.earlier_line(external_id, position) if external_id else None
         yield _row(record, fmt, options, external_id, earlier)
 
 

@@ -236,9 +236,14 @@ def grouped_records(stream: TextIO, options: ReadOptions, key_column: Callable[[
 def _header_problem(header: list[str]) -> str | Problem:
     names = header
     unknown = [n for n in names if n not in COLUMNS and not (n.startswith(CUSTOM_FIELD_PREFIX) and n[3:].strip())]
+    if len(unknown) > 5:
+        # Not a misspelt column or two: another kind of file. Listing our 49 columns would not help.
+        shown = ", ".join(repr(name[:40]) for name in unknown[:5])
+        return Problem(f"header: unknown column(s) {shown} and {len(unknown) - 5} more: neither keap-orders CSV nor a "
+                       "store export this tool recognises", "see `keap-orders backfill --help` for the formats read, "
+                       "and producers/sources/csv.py for keap-orders CSV columns")
     if unknown:
-        shown = ", ".join(repr(name[:40]) for name in unknown[:5]) + (f" and {len(unknown) - 5} more"
-                                                                      if len(unknown) > 5 else "")
+        shown = ", ".join(repr(name[:40]) for name in unknown)
         return Problem(f"header: unknown column(s) {shown}; allowed: {', '.join(COLUMNS)}, cf:<Label>",
                        "fix the header row, or give the file's --format if it is a store export")
     if "external_id" not in names:
