@@ -135,7 +135,7 @@ def _documents(stream: TextIO, options: ReadOptions) -> Iterator[Record]:
 def _skip_document(buffer: str, pos: int, more_text) -> tuple[str, int, int] | None:
     """(buffer, position after the JSON value starting at pos, newlines passed), reading on with `more_text`;
     None when the file ends first. Constant memory: passed text is dropped."""
-    depth, in_string, escaped, newlines = 0, False, False, 0
+    depth, in_string, escaped, newlines, start = 0, False, False, 0, pos
     while True:
         for index in range(pos, len(buffer)):
             char = buffer[index]
@@ -156,9 +156,9 @@ def _skip_document(buffer: str, pos: int, more_text) -> tuple[str, int, int] | N
                 depth -= 1
                 if depth <= 0:
                     return buffer, index + 1, newlines
-            elif depth == 0 and char in ",\n":
+            elif depth == 0 and char in ",\n" and index > start:
                 return buffer, index, newlines  # a broken scalar ends at the next separator
-        buffer, pos = more_text(), 0
+        buffer, pos, start = more_text(), 0, -1
         if not buffer:
             return None
 
