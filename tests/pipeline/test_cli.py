@@ -88,3 +88,26 @@ def test_schema_is_json_schema_of_an_order():
     result = CliRunner().invoke(main, ["schema"])
     schema = json.loads(result.output)
     assert "external_id" in schema["properties"] and "external_id" in schema["required"]
+
+
+def test_a_wrongly_shaped_file_with_wait_does_not_exit_0(ctx, tmp_path):
+    path = tmp_path / "export.csv"
+    path.write_text("Date,Order #,Total\n2024-03-05,1001,10.00\n")
+    result = CliRunner().invoke(main, ["backfill", str(path), "--wait"])
+    assert result.exit_code == 3, result.output
+    assert "done:           0" in result.output and "invalid rows:   1" in result.output
+
+
+def test_exit_codes_and_the_interrupt_message():
+    from producers.backfill import Progress
+    from producers.cli import exit_code, interrupted
+
+    assert exit_code(Progress(total=3, done=3), waited=True) == 0
+    assert exit_code(Progress(total=3, done=2, invalid=1), waited=True) == 3
+    assert exit_code(Progress(total=3, done=1, invalid=1, failed=1), waited=True) == 4
+    assert exit_code(Progress(total=3, done=1), waited=True) == 4  # not finished
+    assert exit_code(Progress(total=3, done=0), waited=False) == 0 and exit_code(Progress(total=1, invalid=1), False) == 3
+    progress = Progress(total=10, done=2, sent=5, in_flight={"a", "b", "c"})
+    text = interrupted(progress, ["keap-orders", "backfill", "orders.csv", "--wait"])
+    assert "5 order(s) sent by this run, 2 done" in text and "3 still in flight" in text
+    assert text.endswith("keap-orders backfill orders.csv --wait") and "run the same command again" in text
