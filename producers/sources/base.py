@@ -52,9 +52,6 @@ class Problem:
     hint: str
     field: str = ""
 
-    def error(self) -> FieldError:
-        return FieldError(self.field, self.message, self.hint)
-
 
 @dataclass(frozen=True)
 class Record:
@@ -288,7 +285,7 @@ def read(path: str | Path, fmt: Format, options: ReadOptions | None = None) -> I
 
 def _row(record: Record, fmt: Format, options: ReadOptions, external_id: str | None, earlier: int | None) -> SourceRow:
     if isinstance(record.data, Problem):
-        return SourceRow(record.line, None, OrderInvalid(None, [record.data.error()]), None)
+        return bad_record(record.line, record.data.message, record.data.hint)
     problems: list[FieldError] = []
     if earlier is not None:
         where = f" at line {earlier}" if earlier else ""

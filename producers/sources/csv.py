@@ -360,6 +360,6 @@ def write_csv(orders: Iterable[Order], stream: TextIO, *, custom_field_labels: I
         for parts in zip_longest(*(data[part] for part in LINE_PARTS)):
             cells = dict(order_cells)
             for part, entry in zip(LINE_PARTS, parts):
-                for column, field in LINE_PARTS[part].items():
-                    cells[column] = (entry or {}).get(field)
+                for column, name in LINE_PARTS[part].items():
+                    cells[column] = (entry or {}).get(name)
             writer.writerow({k: ("true" if v is True else "false" if v is False else v) for k, v in cells.items()})
