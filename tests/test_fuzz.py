@@ -4,6 +4,7 @@ validator on every value it can express."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import tempfile
 from datetime import date
@@ -24,7 +25,9 @@ SEEDS = [path.read_bytes() for path in sorted(FIXTURES.iterdir())] + [
     (EXAMPLES / "orders.jsonl").read_bytes()[:6000], (EXAMPLES / "orders.csv").read_bytes()[:6000]]
 OPTIONS = ReadOptions(today=date(2026, 11, 26), store_timezone="UTC", max_record_chars=4000, max_field_chars=500,
                       missing_email_placeholder="x-{external_id}@example.com")
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# FUZZ_EXAMPLES=5000 for a longer hunt than the suite's.
+FUZZ = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 300)), deadline=None,
+                suppress_health_check=[HealthCheck.too_slow])
 SCHEMA = json.loads(json.dumps(order_json_schema()), parse_float=Decimal)
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
 

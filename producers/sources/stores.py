@@ -164,8 +164,8 @@ def line(kind: str, name: str, price: Decimal, **extra: Any) -> dict:
 def balance(items: list[dict], total: Decimal | None) -> list[dict]:
     """Items plus, when they do not add up to the store's total (tips, duties, rounding of unit prices, shipping
     discounts), one line for the difference, so the Keap order's total is the store's."""
-    if total is None:
-        return items
+    if total is None or any("unit_price" not in i or "quantity" not in i for i in items):
+        return items  # a line without a price is reported by the contract; there is nothing to balance yet
     kept = sum((Decimal(i["unit_price"]) * i["quantity"] * (-1 if i["type"] == "DISCOUNT" else 1) for i in items),
                ZERO)
     difference = total - kept

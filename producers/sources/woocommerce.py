@@ -108,7 +108,10 @@ def _items(order: dict, errors: Errors) -> list[dict]:
         quantity = stores.whole(entry.get("quantity"), f"{column}.quantity", errors)
         if quantity == 0:
             continue  # refunded in full (plugins subtract refunds from quantities)
-        line_total = amount(entry.get("subtotal"), f"{column}.subtotal", errors)
+        given = entry.get("subtotal", entry.get("total"))
+        line_total = amount(given, f"{column}.subtotal", errors)
+        if given in (None, "") and quantity:
+            errors.add(f"{column}.subtotal", "the line item has no subtotal", "export the line items with their totals")
         item: dict[str, Any] = {"type": "PRODUCT", "sku": entry.get("sku") or None,
                                 "name": html.unescape(entry["name"]) if isinstance(entry.get("name"), str) else None}
         if not item["sku"]:
