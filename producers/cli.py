@@ -11,6 +11,57 @@ import click
 from worker.messages import OrderInvalid
 from worker.pipeline import LANES, STEP_NAMES
 from worker.settings import Settings
+# Exit codes of `backfill` (README, "Using it"); click itself exits 2 on a usage error.
+EXIT_OK, EXIT_ERROR, EXIT_INVALID_ROWS, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 3, 4, 130
+
+
+def _format_names() -> list[str]:
+    from producers.sources import FORMATS
+
+    return list(FORMATS)
+
+
+def read_options(command):
+    """The options that say how to read a file (backfill, verify), turned into `read_options=ReadOptions`."""
+
+    def encoding(ctx, param, value):
+        import codecs
+
+        if value:
+            try:
+                codecs.lookup(value)
+            except LookupError:
+                raise click.BadParameter(f"{value!r} is not an encoding Python knows (e.g. utf-8, cp1252)") from None
+        return value
+
+    options = [
+        click.option("--format", "fmt", type=click.Choice(_format_names()), default=None,
+                     help="Default: detected from the file's content (header row or first JSON document)."),
+        click.option("--encoding", default=None, callback=encoding,
+                     help="The file's text encoding when it has no BOM (default UTF-8), e.g. cp1252."),
+        click.option("--id-prefix", default=None,
+                     help="Prefix of each order's external id (default: SHOPIFY_ID_PREFIX / WOOCOMMERCE_ID_PREFIX for "
+                          "store exports, none for ours)."),
+        click.option("--store-timezone", default=None,
+                     help="Time zone of exports whose times have no offset (default: STORE_TIMEZONE)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _read_options(encoding, id_prefix, store_timezone):
+    from producers.sources.base import ReadOptions
+
+    if store_timezone:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(store_timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise click.BadParameter(f"{store_timezone!r} is not a time zone (e.g. America/New_York)",
+                                     param_hint="--store-timezone") from None
+    return ReadOptions.from_settings(encoding=encoding, id_prefix=id_prefix, store_timezone=store_timezone)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -78,31 +129,58 @@ def demo(orders_file) -> None:
 
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default=None,
-              help="Default: from the file name (.csv is CSV, anything else JSONL).")
+@read_options
 @click.option("--wait", is_flag=True, help="Wait until every order has finished; exit 0 only if all valid ones are done.")
 @click.option("--dry-run", is_flag=True, help="Validate; resolve SKUs and plans against Keap; check payment types; write nothing.")
 @click.option("--report", type=click.Path(dir_okay=False, writable=True), help="Also write row errors and failures here.")
 @click.option("--window", type=int, default=None, help="Orders in flight at most (default: BACKFILL_WINDOW).")
-def backfill(file, fmt, wait, dry_run, report, window) -> None:
-    """Import a store export (JSONL or CSV) on the backfill lane."""
+def backfill(file, fmt, encoding, id_prefix, store_timezone, wait, dry_run, report, window) -> None:
+    """Import an order file (ours, or a Shopify / WooCommerce export) on the backfill lane.
+
+    Exit status: 0 all rows valid (and, with --wait, every order done); 3 some rows invalid; 4 some orders
+    failed or did not finish; 130 interrupted (re-run the same command to resume); 1 the file could not be read.
+    """
     from producers import backfill as bf
 
     settings = _settings()
+    options = _read_options(encoding, id_prefix, store_timezone)
     if dry_run:
-        ok, bad = bf.dry_run(file, fmt, _context(), settings.payment_types)
+        ok, bad = bf.dry_run(file, fmt, _context(), settings.payment_types, options=options)
         click.echo(f"dry run: {ok} orders ready, {bad} with problems; nothing was written to Keap")
-        sys.exit(1 if bad else 0)
+        sys.exit(EXIT_INVALID_ROWS if bad else EXIT_OK)
     _warn_without_worker(settings)
     report_fh = open(report, "w", encoding="utf-8") if report else None
+    job = bf.Backfill(_producer(), window=window or settings.backfill_window, report=report_fh)
     try:
-        job = bf.Backfill(_producer(), window=window or settings.backfill_window, report=report_fh)
-        progress = job.run(file, fmt, wait=wait)
+        progress = job.run(file, fmt, wait=wait, options=options)
+    except KeyboardInterrupt:
+        click.echo("\n" + interrupted(getattr(job, "progress", None), sys.argv), err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except OSError as exc:
+        raise click.ClickException(f"{file}: {exc.strerror or exc}") from None
     finally:
         if report_fh:
             report_fh.close()
     click.echo(progress.summary(wait))
-    sys.exit(0 if not wait or (progress.done == progress.valid and not progress.failed) else 1)
+    sys.exit(exit_code(progress, wait))
+
+
+def exit_code(progress, waited: bool) -> int:
+    """0 only when every row was valid and (having waited) every valid order is done."""
+    if waited and (progress.failed or progress.stalled or progress.done < progress.valid):
+        return EXIT_FAILED
+    if progress.invalid:
+        return EXIT_INVALID_ROWS
+    return EXIT_OK
+
+
+def interrupted(progress, argv: list[str]) -> str:
+    command = " ".join(["keap-orders", *argv[1:]])
+    if progress is None:
+        return f"interrupted before any order was sent; run it again: {command}"
+    return (f"interrupted: {progress.sent} order(s) sent by this run, {progress.done} done, {progress.failed} failed, "
+            f"{progress.invalid} invalid row(s), {len(progress.in_flight)} still in flight (the workers finish them).\n"
+            f"To resume, run the same command again; orders already sent or done are not sent twice:\n  {command}")
 
 
 def _warn_without_worker(settings) -> None:
@@ -118,12 +196,13 @@ def _warn_without_worker(settings) -> None:
 
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default=None)
-def verify(file, fmt) -> None:
+@read_options
+def verify(file, fmt, encoding, id_prefix, store_timezone) -> None:
     """Read the imported orders of FILE back from Keap and report every difference (read-only)."""
     from producers.verify import verify_file
 
-    checked, problems = verify_file(file, fmt, _context())
+    options = _read_options(encoding, id_prefix, store_timezone)
+    checked, problems = verify_file(file, fmt, _context(), options)
     for problem in problems:
         click.echo(problem)
     click.echo(f"verified {checked} orders: {len(problems)} problem(s)")

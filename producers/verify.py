@@ -12,7 +12,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Iterator
 
-from producers.backfill import READERS, detect_format
+from producers.sources import READERS, detect_format
+from producers.sources.base import ReadOptions
 from worker.keap import KeapTransientError, money
 from worker.steps import payloads, resolve
 from worker.messages import Order
@@ -20,7 +21,8 @@ from worker.steps.base import OrderRejected, StepContext
 from worker.steps.create_order import orders_with_external_id
 
 
-def verify_file(path: Path, fmt: str | None, ctx: StepContext) -> tuple[int, list[str]]:
+def verify_file(path: Path, fmt: str | None, ctx: StepContext,
+                options: ReadOptions | None = None) -> tuple[int, list[str]]:
     """Returns (orders checked, problems). Invalid rows of the file are not checked (they were never sent)."""
     label = ctx.external_id_label
     fields = {meta["label"]: meta for meta in ctx.keap.orders.get_model().get("custom_fields") or []}
@@ -30,7 +32,8 @@ def verify_file(path: Path, fmt: str | None, ctx: StepContext) -> tuple[int, lis
                      None)
     owners: dict[str, str] = {}  # subscription id -> the order of the file it was recorded for
     checked, problems = 0, []
-    for row in READERS[detect_format(path, fmt)](path):
+    options = options or ReadOptions.from_settings()
+    for row in READERS[detect_format(path, fmt, options)](path, options):
         if row.order is None:
             continue
         checked += 1

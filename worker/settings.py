@@ -96,6 +96,27 @@ class Settings(BaseSettings):
     # Backfill
     backfill_window: int = Field(200, description="At most this many backfill orders in flight at once.")
 
+    # Reading store exports (producers/sources)
+    shopify_id_prefix: str = Field("shopify:", description="External id of a Shopify order: this + its number "
+                                   "(#1001 -> shopify:1001). `backfill --id-prefix` overrides it for one file.")
+    woocommerce_id_prefix: str = Field("woo:", description="External id of a WooCommerce order: this + its number.")
+    payment_method_map: str = Field(
+        "Shopify Payments=Credit Card (Manual);Credit card (Stripe)=Credit Card (Manual);stripe=Credit Card (Manual);"
+        "Cash on Delivery (COD)=Cash;Cash on delivery=Cash;cod=Cash;Check payments=Check;cheque=Check",
+        description="Store payment gateway -> Keap Manual Payment Type, ';'-separated 'Gateway=Type' pairs (gateway "
+        "names compared without case). A paid order whose gateway is neither here nor a Manual Payment Type is "
+        "reported with the gateway's name.",
+    )
+    missing_email_placeholder: str = Field(
+        "", description="Email for orders that have none (Shopify COD/phone orders), e.g. "
+        "'order-{external_id}@no-email.invalid' ({external_id} made email-safe). Empty: such orders are reported "
+        "as invalid rows and not imported.",
+    )
+    store_timezone: str = Field(
+        "", description="IANA time zone of the store (e.g. America/New_York) for exports whose times have no UTC "
+        "offset (WooCommerce plugin CSVs). Empty: such times are row errors.",
+    )
+
     sentry_dsn: SecretStr | None = Field(None, description="Sentry DSN; errors are reported without customer data.")
 
 
