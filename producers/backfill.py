@@ -14,14 +14,17 @@ from pathlib import Path
 from typing import TextIO
 
 from producers.enqueue import Producer
-from producers.sources.csv import read_csv
-from producers.sources.jsonl import read_jsonl
+from producers.sources import READERS, count_orders, detect_format
+from producers.sources.base import ReadOptions
+from worker.ledger import ACTIVE, FINAL
 from worker.steps import resolve
 from worker.steps.base import StepContext
 
 log = logging.getLogger(__name__)
 
-READERS = {"jsonl": read_jsonl, "csv": read_csv}
+# The keeper looks at every due order every few seconds; one overdue by minutes means no keeper is running.
+STALL_GRACE_SECONDS = 120.0
+STALL_CHECK_SECONDS = 10.0
 
 
 @dataclass
@@ -31,7 +34,10 @@ class Progress:
     done: int = 0  # including those already done before this run
     skipped: int = 0  # done before this run: nothing sent
     failed: int = 0
+    cancelled: int = 0  # cancelled by an operator: final, never sent again
+    sent: int = 0  # orders sent to the workers by this run
     in_flight: set[str] = field(default_factory=set)
+    stalled: set[str] = field(default_factory=set)  # in flight, but nothing has moved them for too long
     started: float = field(default_factory=time.monotonic)
     finished_this_run: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
@@ -44,6 +50,10 @@ class Progress:
         lines = [f"orders in file: {self.total}", f"invalid rows:   {self.invalid}",
                  f"done:           {self.done} ({self.skipped} already done before this run)",
                  f"failed:         {self.failed}"]
+        if self.cancelled:
+            lines.append(f"cancelled:      {self.cancelled} (final; not sent)")
+        if self.stalled:
+            lines.append(f"stalled:        {len(self.stalled)} (see `keap-orders stuck`)")
         if not waited:
             lines.append(f"in flight:      {len(self.in_flight)} (follow with `keap-orders status ID`)")
         return "\n".join(lines)
@@ -66,21 +76,6 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-def detect_format(path: Path, fmt: str | None) -> str:
-    fmt = fmt or ("csv" if path.suffix.lower() == ".csv" else "jsonl")
-    if fmt not in READERS:
-        raise ValueError(f"format {fmt!r}: use one of {', '.join(READERS)}")
-    return fmt
-
-
-def count_orders(path: Path, fmt: str) -> int:
-    """A cheap first pass so progress can show a total and an ETA (reads, never holds, the file)."""
-    if fmt == "jsonl":
-        with path.open("rb") as fh:
-            return sum(1 for line in fh if line.strip())
-    return sum(1 for _ in READERS[fmt](path))
-
-
 class Backfill:
     def __init__(self, producer: Producer, *, window: int = 200, out: TextIO | None = None,
                  report: TextIO | None = None, poll_seconds: float = 0.5):
@@ -94,43 +89,54 @@ class Backfill:
         self.poll_seconds = poll_seconds
         self._tty = self.out.isatty()
         self._last_draw = 0.0
+        self._last_stall_check = 0.0
 
-    def run(self, path: Path, fmt: str | None = None, *, wait: bool = False) -> Progress:
-        fmt = detect_format(path, fmt)
-        progress = Progress(total=count_orders(path, fmt))
-        for row in READERS[fmt](path):
+    def run(self, path: Path, fmt: str | None = None, *, wait: bool = False,
+            options: ReadOptions | None = None) -> Progress:
+        options = options or ReadOptions.from_settings()
+        fmt = detect_format(path, fmt, options)
+        # Kept on the job, so a caller interrupted (Ctrl-C) can still say what was sent.
+        self.progress = progress = Progress(total=count_orders(path, fmt, options))
+        for row in READERS[fmt](path, options):
             if row.error is not None:
                 progress.invalid += 1
                 self._emit(f"line {row.line}: {row.error}")
                 continue
             ext = row.order.external_id
             status = self.ledger.statuses([ext])[ext]
+            if status not in ACTIVE + FINAL:
+                sent = self.producer.enqueue_order(row.order, "backfill")
+                status, progress.sent = sent.status, progress.sent + sent.sent
             if status == "done":
                 progress.done += 1
                 progress.skipped += 1
-            elif status in ("queued", "running"):
-                progress.in_flight.add(ext)  # sent by an earlier run that was interrupted
+            elif status == "cancelled":
+                progress.cancelled += 1
+                self._emit(f"order {ext}: cancelled; a cancelled order is final and is not sent again")
             else:
-                self.producer.enqueue_order(row.order, "backfill")
-                progress.in_flight.add(ext)
+                progress.in_flight.add(ext)  # sent now, or by an earlier run that was interrupted
             while len(progress.in_flight) >= self.window:
                 self._poll(progress)
             self._draw(progress)
-        while wait and progress.in_flight:
+        while wait and progress.in_flight and progress.stalled != progress.in_flight:
             self._poll(progress)
         self._draw(progress, final=True)
         return progress
 
     def _poll(self, progress: Progress) -> None:
         changed = False
+        self._check_stalled(progress)
         for ext, status in self.ledger.statuses(progress.in_flight).items():
-            if status in ("queued", "running"):
+            if status in ACTIVE:
                 continue
+            progress.stalled.discard(ext)
             progress.in_flight.discard(ext)
             progress.finished_this_run += 1
             changed = True
             if status == "done":
                 progress.done += 1
+            elif status == "cancelled":
+                progress.cancelled += 1
             else:
                 progress.failed += 1
                 state = self.ledger.get(ext)
@@ -140,6 +146,20 @@ class Backfill:
         if not changed:
             self._draw(progress)
             time.sleep(self.poll_seconds)
+
+    def _check_stalled(self, progress: Progress) -> None:
+        """Orders the keeper should have looked at long ago: no keeper runs, so nothing will move them."""
+        now = time.monotonic()
+        if now - self._last_stall_check < STALL_CHECK_SECONDS:
+            return
+        self._last_stall_check = now
+        overdue = set(self.ledger.overdue(progress.in_flight, STALL_GRACE_SECONDS))
+        new = overdue - progress.stalled
+        progress.stalled = overdue
+        if new:
+            self._emit(f"warning: {len(overdue)} order(s) stalled: no keeper has looked at them for over "
+                       f"{STALL_GRACE_SECONDS:.0f}s (is the keeper running? Procfile `keeper`); see `keap-orders "
+                       f"stuck`; e.g. {', '.join(sorted(new)[:5])}")
 
     def _emit(self, message: str) -> None:
         if self._tty:
@@ -164,14 +184,15 @@ class Backfill:
 
 
 def dry_run(path: Path, fmt: str | None, ctx: StepContext, payment_types: set[str],
-            out: TextIO | None = None) -> tuple[int, int]:
+            out: TextIO | None = None, options: ReadOptions | None = None) -> tuple[int, int]:
     """Validate every order and find what the steps would refuse (SKUs, plans, payment methods) through the
     same resolution code the worker runs, writing nothing to Keap. Returns (orders ready, orders with problems)."""
     out = out or sys.stderr
-    fmt = detect_format(path, fmt)
+    options = options or ReadOptions.from_settings()
+    fmt = detect_format(path, fmt, options)
     memo: dict[str, dict | None] = {}
     ok = bad = 0
-    for row in READERS[fmt](path):
+    for row in READERS[fmt](path, options):
         problems = [str(row.error)] if row.error else resolve.problems(ctx, row.order, payment_types, memo)
         for problem in problems:
             out.write(f"line {row.line}: {problem}\n")

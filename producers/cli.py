@@ -11,6 +11,57 @@ import click
 from worker.messages import OrderInvalid
 from worker.pipeline import LANES, STEP_NAMES
 from worker.settings import Settings
+# Exit codes of `backfill` (README, "Using it"); click itself exits 2 on a usage error.
+EXIT_OK, EXIT_ERROR, EXIT_INVALID_ROWS, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 3, 4, 130
+
+
+def _format_names() -> list[str]:
+    from producers.sources import FORMATS
+
+    return list(FORMATS)
+
+
+def read_options(command):
+    """The options that say how to read a file (backfill, verify), turned into `read_options=ReadOptions`."""
+
+    def encoding(ctx, param, value):
+        import codecs
+
+        if value:
+            try:
+                codecs.lookup(value)
+            except LookupError:
+                raise click.BadParameter(f"{value!r} is not an encoding Python knows (e.g. utf-8, cp1252)") from None
+        return value
+
+    options = [
+        click.option("--format", "fmt", type=click.Choice(_format_names()), default=None,
+                     help="Default: detected from the file's content (header row or first JSON document)."),
+        click.option("--encoding", default=None, callback=encoding,
+                     help="The file's text encoding when it has no BOM (default UTF-8), e.g. cp1252."),
+        click.option("--id-prefix", default=None,
+                     help="Prefix of each order's external id (default: SHOPIFY_ID_PREFIX / WOOCOMMERCE_ID_PREFIX for "
+                          "store exports, none for ours)."),
+        click.option("--store-timezone", default=None,
+                     help="Time zone of exports whose times have no offset (default: STORE_TIMEZONE)."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _read_options(encoding, id_prefix, store_timezone):
+    from producers.sources.base import ReadOptions
+
+    if store_timezone:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(store_timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise click.BadParameter(f"{store_timezone!r} is not a time zone (e.g. America/New_York)",
+                                     param_hint="--store-timezone") from None
+    return ReadOptions.from_settings(encoding=encoding, id_prefix=id_prefix, store_timezone=store_timezone)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -78,32 +129,59 @@ def demo(orders_file) -> None:
 
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default=None,
-              help="Default: from the file name (.csv is CSV, anything else JSONL).")
+@read_options
 @click.option("--wait", is_flag=True, help="Wait until every order has finished; exit 0 only if all valid ones are done.")
 @click.option("--dry-run", is_flag=True, help="Validate; resolve SKUs and plans against Keap; check payment types; write nothing.")
 @click.option("--report", type=click.Path(dir_okay=False, writable=True), help="Also write row errors and failures here.")
 @click.option("--window", type=int, default=None, help="Orders in flight at most (default: BACKFILL_WINDOW).")
-def backfill(file, fmt, wait, dry_run, report, window) -> None:
-    """Import a store export (JSONL or CSV) on the backfill lane."""
+def backfill(file, fmt, encoding, id_prefix, store_timezone, wait, dry_run, report, window) -> None:
+    """Import an order file (ours, or a Shopify / WooCommerce export) on the backfill lane.
+
+    Exit status: 0 all rows valid (and, with --wait, every order done); 3 some rows invalid; 4 some orders
+    failed or did not finish; 130 interrupted (re-run the same command to resume); 1 the file could not be read.
+    """
     from producers import backfill as bf
 
     settings = _settings()
+    options = _read_options(encoding, id_prefix, store_timezone)
     if dry_run:
-        ok, bad = bf.dry_run(file, fmt, _context(), settings.payment_types)
+        ok, bad = bf.dry_run(file, fmt, _context(), settings.payment_types, options=options)
         click.echo(f"dry run: {ok} orders ready, {bad} with problems; nothing was written to Keap")
-        _print_estimate(file, fmt)
-        sys.exit(1 if bad else 0)
+        _print_estimate(file, fmt, options)
+        sys.exit(EXIT_INVALID_ROWS if bad else EXIT_OK)
     _warn_without_worker(settings)
     report_fh = open(report, "w", encoding="utf-8") if report else None
+    job = bf.Backfill(_producer(), window=window or settings.backfill_window, report=report_fh)
     try:
-        job = bf.Backfill(_producer(), window=window or settings.backfill_window, report=report_fh)
-        progress = job.run(file, fmt, wait=wait)
+        progress = job.run(file, fmt, wait=wait, options=options)
+    except KeyboardInterrupt:
+        click.echo("\n" + interrupted(getattr(job, "progress", None), sys.argv), err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except OSError as exc:
+        raise click.ClickException(f"{file}: {exc.strerror or exc}") from None
     finally:
         if report_fh:
             report_fh.close()
     click.echo(progress.summary(wait))
-    sys.exit(0 if not wait or (progress.done == progress.valid and not progress.failed) else 1)
+    sys.exit(exit_code(progress, wait))
+
+
+def exit_code(progress, waited: bool) -> int:
+    """0 only when every row was valid and (having waited) every valid order is done."""
+    if waited and (progress.failed or progress.stalled or progress.done < progress.valid):
+        return EXIT_FAILED
+    if progress.invalid:
+        return EXIT_INVALID_ROWS
+    return EXIT_OK
+
+
+def interrupted(progress, argv: list[str]) -> str:
+    command = " ".join(["keap-orders", *argv[1:]])
+    if progress is None:
+        return f"interrupted before any order was sent; run it again: {command}"
+    return (f"interrupted: {progress.sent} order(s) sent by this run, {progress.done} done, {progress.failed} failed, "
+            f"{progress.invalid} invalid row(s), {len(progress.in_flight)} still in flight (the workers finish them).\n"
+            f"To resume, run the same command again; orders already sent or done are not sent twice:\n  {command}")
 
 
 def _warn_without_worker(settings) -> None:
@@ -119,8 +197,8 @@ def _warn_without_worker(settings) -> None:
 
 @main.command()
 @click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default=None)
-def quota(file, fmt) -> None:
+@read_options
+def quota(file, fmt, encoding, id_prefix, store_timezone) -> None:
     """Keap's limits as the workers share them: each window's use, what Keap last said, the backfill's share;
     with FILE, the calls it needs and the days that takes."""
     scopes = _limits_now()
@@ -140,7 +218,7 @@ def quota(file, fmt) -> None:
         else:
             click.echo("  Keap has said nothing yet (no call since the counters were last kept)")
     if file is not None:
-        _print_estimate(file, fmt, scopes)
+        _print_estimate(file, fmt, _read_options(encoding, id_prefix, store_timezone), scopes)
 
 
 def _limits_now() -> list[dict]:
@@ -153,22 +231,23 @@ def _limits_now() -> list[dict]:
         raise click.ClickException(str(exc)) from exc
 
 
-def _print_estimate(file: Path, fmt: str | None, scopes: list[dict] | None = None) -> None:
+def _print_estimate(file: Path, fmt: str | None, options, scopes: list[dict] | None = None) -> None:
     """The calls FILE needs and the days that takes at the current limits (quota, backfill --dry-run)."""
     from producers.estimate import estimate_file, plan
 
-    for line in plan(estimate_file(file, fmt), _limits_now() if scopes is None else scopes):
+    for line in plan(estimate_file(file, fmt, options), _limits_now() if scopes is None else scopes):
         click.echo(line)
 
 
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default=None)
-def verify(file, fmt) -> None:
+@read_options
+def verify(file, fmt, encoding, id_prefix, store_timezone) -> None:
     """Read the imported orders of FILE back from Keap and report every difference (read-only)."""
     from producers.verify import verify_file
 
-    checked, problems = verify_file(file, fmt, _context())
+    options = _read_options(encoding, id_prefix, store_timezone)
+    checked, problems = verify_file(file, fmt, _context(), options)
     for problem in problems:
         click.echo(problem)
     click.echo(f"verified {checked} orders: {len(problems)} problem(s)")
@@ -185,12 +264,30 @@ def schema() -> None:
 
 @main.command()
 @click.argument("external_id")
-def status(external_id) -> None:
-    """Show one order: status, current or failed step, error, Keap ids."""
-    state = _ledger().get(external_id)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable (times as epoch seconds).")
+def status(external_id, as_json) -> None:
+    """Show one order: status, current or failed step, parked-until time, error, Keap ids."""
+    from producers.console import describe
+
+    ledger = _ledger()
+    state = ledger.get(external_id)
     if state is None:
         raise click.ClickException(f"order {external_id}: not in the ledger")
-    click.echo(json.dumps(state.as_dict(), indent=2, default=str))
+    click.echo(json.dumps(state.as_dict(), indent=2, default=str) if as_json else describe(state, ledger.now()))
+
+
+@main.command()
+@click.option("--older-than", default=300.0, show_default=True, help="Seconds without a change.")
+@click.option("--limit", default=100, show_default=True)
+def stuck(older_than, limit) -> None:
+    """Orders that are not moving: how long, at which step, and why if known."""
+    from producers.console import span
+    from producers.console import stuck as find_stuck
+
+    rows = find_stuck(_ledger(), older_than, limit)
+    for row in rows:
+        click.echo(f"{row.external_id}\t{row.status}\t{row.step}\t{span(row.still_for)}\t{row.why}")
+    click.echo(f"{len(rows)} order(s) without a change for over {older_than:g}s", err=True)
 
 
 @main.command()
@@ -210,11 +307,13 @@ def failed(limit) -> None:
 @click.option("--from-step", type=click.Choice(STEP_NAMES), default=None, help="Default: the step that failed.")
 @click.option("--file", "fixed", type=click.File("r"), default=None, help="A corrected order (JSON) to use instead.")
 @click.option("--lane", type=click.Choice(LANES), default=None)
-def retry(external_id, from_step, fixed, lane) -> None:
+@click.option("--charges-checked", is_flag=True,
+              help="You checked in Keap that a stored-card charge whose answer was lost did not go through.")
+def retry(external_id, from_step, fixed, lane, charges_checked) -> None:
     """Retry an order from the step that failed (work already done in Keap is not repeated)."""
     try:
         result = _producer().retry_order(external_id, from_step=from_step, order=json.load(fixed) if fixed else None,
-                                         lane=lane)
+                                         lane=lane, charges_checked=charges_checked)
     except (LookupError, ValueError, OrderInvalid) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"order {result.external_id}: {result.status}")

@@ -7,10 +7,11 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import IO, Iterator
 
 import redis
 
@@ -61,22 +62,64 @@ def redis_for_demo(url: str) -> Iterator[str]:
         proc.wait(10)
 
 
+def run_env(base_url: str, redis_url: str, run_id: str, **overrides: str) -> dict[str, str]:
+    """Settings (as environment) of a run on its own key prefix and queues: it neither sees nor disturbs anything
+    else on this Redis."""
+    return {
+        "KEAP_BASE_URL": base_url, "KEAP_API_KEY": SANDBOX_KEY, "REDIS_URL": redis_url,
+        "KEY_PREFIX": run_id, "LIVE_QUEUE": f"{run_id}.live", "BACKFILL_QUEUE": f"{run_id}.backfill",
+        "KEEPER_QUEUE": f"{run_id}.keeper",
+        "REQUIRE_PERSISTENT_REDIS": "false",  # a throwaway Redis may be all a first try has
+        **overrides,
+    }
+
+
 @contextmanager
-def worker_process(env: dict[str, str], queues: str) -> Iterator[subprocess.Popen]:
-    cmd = [sys.executable, "-m", "celery", "--quiet", "-A", "worker.app", "worker", "-Q", queues, "--pool", "threads",
-           "--concurrency", "4", "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
-           "--without-heartbeat", "--hostname", f"demo-{os.getpid()}@%h"]
-    # Celery warns at length when run as root (containers, CI); the demo is not the place for it.
-    quiet = {"PYTHONWARNINGS": "ignore:You're running the worker with superuser privileges"}
-    proc = subprocess.Popen(cmd, env={**os.environ, **env, **quiet})
-    try:
-        yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
+def worker_process(env: dict[str, str], *, queues: str | None = None, name: str = "demo", pool: str = "threads",
+                   concurrency: int = 4, beat: bool = True, output: int | None = subprocess.DEVNULL,
+                   errors: int | IO | None = None) -> Iterator[subprocess.Popen]:
+    """A `celery worker` subprocess (its own process group, so it can be killed whole) on the run's queues; with
+    `beat`, the keeper's schedule is embedded (-B). In production the keeper runs on its own (Procfile)."""
+    queues = queues or ",".join(env[k] for k in ("LIVE_QUEUE", "BACKFILL_QUEUE", "KEEPER_QUEUE"))
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "celery", "--quiet", "-A", "worker.app", "worker", "-Q", queues, "--pool", pool,
+               "--concurrency", str(concurrency), "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
+               "--hostname", f"{name}-{os.getpid()}@%h"]
+        if beat:
+            cmd += ["--beat", "--schedule", os.path.join(tmp, "beat-schedule")]
+        # Celery warns at length when run as root (containers, CI); the demo is not the place for it.
+        quiet = {"PYTHONWARNINGS": "ignore:You're running the worker with superuser privileges"}
+        proc = subprocess.Popen(cmd, env={**os.environ, **env, **quiet}, stdout=output, stderr=errors,
+                                start_new_session=True)
         try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            yield proc
+        finally:
+            stop(proc)
+
+
+def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, wait: float = 20) -> None:
+    """Stop a worker and its pool processes (the whole process group)."""
+    try:
+        os.killpg(proc.pid, sig)
+        proc.wait(wait)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def worker_answers(proc: subprocess.Popen, timeout: float = 60.0) -> bool:
+    """Wait until the worker answers a ping; False if it exits first (it refused to start) or never answers."""
+    from worker.app import app
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        if app.control.ping(timeout=0.5):
+            return True
+    return False
 
 
 def run_demo(orders: Path | None = None) -> int:
@@ -89,12 +132,7 @@ def run_demo(orders: Path | None = None) -> int:
     with ExitStack() as stack:
         redis_url = stack.enter_context(redis_for_demo(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")))
         sb = stack.enter_context(Sandbox(port=0, api_key=SANDBOX_KEY, limits="oauth"))
-        # Own key prefix and queues: the demo neither sees nor disturbs anything else on this Redis.
-        env = {
-            "KEAP_BASE_URL": sb.base_url, "KEAP_API_KEY": SANDBOX_KEY, "REDIS_URL": redis_url,
-            "KEY_PREFIX": run_id, "LIVE_QUEUE": f"{run_id}.live", "BACKFILL_QUEUE": f"{run_id}.backfill",
-            "RATE_LIMITS": "oauth",  # the sandbox enforces Keap's OAuth limits by default
-        }
+        env = run_env(sb.base_url, redis_url, run_id, RATE_LIMITS="oauth")  # the sandbox's default limits
         settings = Settings(**{name.lower(): value for name, value in env.items()})
         configure(settings)
         from producers.backfill import Backfill
@@ -102,7 +140,10 @@ def run_demo(orders: Path | None = None) -> int:
 
         print(f"demo: sandbox at {sb.url}, importing {orders.name} through a Celery worker")
         stack.callback(_cleanup, redis_url, run_id)  # runs after the worker has stopped
-        stack.enter_context(worker_process(env, f"{run_id}.live,{run_id}.backfill"))
+        worker = stack.enter_context(worker_process(env))
+        if not worker_answers(worker):
+            print("demo: the worker did not start (see its message above)")
+            return 1
         started = time.monotonic()
         progress = Backfill(Producer(settings), window=50).run(orders, wait=True)
         elapsed = time.monotonic() - started

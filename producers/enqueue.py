@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
-from celery import chain
+from pydantic import ValidationError
 
 from worker import context, pipeline
-from worker.app import app
-from worker.ledger import Ledger
-from worker.messages import Order, parse_order
+from worker.app import send
+from worker.ledger import Ledger, OrderState
+from worker.messages import Order, Payment, parse_order
 from worker.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -34,79 +35,83 @@ class Producer:
         self.settings = settings
         self.ledger = ledger or context.ledger(settings)
 
-    def send_chain(self, external_id: str, lane: str, from_step: str = pipeline.FIRST) -> None:
-        """Send the steps from `from_step` to the end, chained: each runs only after the previous succeeded."""
-        queue = pipeline.queue_for(lane, self.settings)
-        sigs = [app.signature(step.task, args=(external_id,), immutable=True, queue=queue)
-                for step in pipeline.steps_from(from_step)]
-        chain(*sigs).apply_async() if len(sigs) > 1 else sigs[0].apply_async()
-
     def enqueue_order(self, order: Order | dict[str, Any], lane: str = "live", *, force: bool = False) -> Enqueued:
-        """Validate and send one order. An order already queued, running or done is not sent again (unless force).
+        """Validate and send one order. An order already queued, running, waiting or done is not sent again
+        (unless force); a cancelled one never is. A failed order resumes at the step that failed.
 
         Raises `worker.messages.OrderInvalid` (naming the order, field and fix) for a bad order.
         """
         order = order if isinstance(order, Order) else parse_order(order)
-        pipeline.queue_for(lane, self.settings)
-        before = self.ledger.get(order.external_id)
-        registered, previous = self.ledger.register(order.external_id, order.model_dump(mode="json"), lane,
-                                                    force=force)
-        if not registered:
-            return Enqueued(order.external_id, previous or "queued", sent=False)
-        # A failed order sent again resumes at the step that failed; its earlier results are in the ledger.
-        failed_at = before.error_step if before and before.status == "failed" else None
-        self._send_or_fail(order.external_id, lane, failed_at if failed_at in pipeline.STEP_NAMES else pipeline.FIRST)
-        return Enqueued(order.external_id, "queued", sent=True)
+        return self._register_and_send(order, lane, force=force)
 
     def enqueue_step(self, step: str, external_id: str, lane: str = "live", **additions: Any) -> Enqueued:
         """Send one step for an order that exists, optionally adding what it should write first.
 
         E.g. `enqueue_step("record_payment", "shop-1001", payments=[{...}])` records one more payment on the
-        order. Additions are appended to the stored order (payments with a key already there are not added
-        twice) and the whole order is validated again.
+        order. Additions are merged into the stored order atomically (two producers at once both land; a payment
+        already there — same external_id, or same content — is not added twice) and the whole order is validated
+        again. A step sent on its own never marks the order done, and a failed order stays failed until a retry.
         """
-        task = pipeline.step(step).task
-        state = self.ledger.get(external_id)
-        if state is None or state.message is None:
-            raise LookupError(f"order {external_id}: unknown; send the whole order with enqueue_order first")
+        task_step = pipeline.step(step)
         allowed = _ADDS.get(step)
         unexpected = set(additions) - {allowed}
         if unexpected:
             raise ValueError(f"step {step}: cannot add {', '.join(sorted(unexpected))}"
                              + (f"; it takes {allowed}=" if allowed else "; it takes no additions"))
-        message = dict(state.message)
-        if allowed and additions.get(allowed):
-            message[allowed] = _merged(message.get(allowed), additions[allowed])
+        pipeline.queue_for(lane, self.settings)
+
+        def merge(state: OrderState) -> dict[str, Any]:
+            if state.message is None:
+                raise LookupError(f"order {external_id}: unknown; send the whole order with enqueue_order first")
+            if not (allowed and additions.get(allowed)):
+                return {}
+            message = {**state.message, allowed: _merged(allowed, state.message, additions[allowed])}
             parse_order(message)  # raises OrderInvalid before anything is stored or sent
-            self.ledger.update_message(external_id, message)
-        queue = pipeline.queue_for(lane, self.settings)
-        app.signature(task, args=(external_id,), immutable=True, queue=queue).apply_async()
+            return {"message": message}
+
+        state = self.ledger.update(external_id, merge)
+        if state.status in ("done", "failed"):
+            self.ledger.watch_single(external_id, task_step.name, self.settings.queued_stall_seconds)
+        send(self.settings, external_id, lane, task_step.name, None)
         return Enqueued(external_id, state.status, sent=True)
 
     def retry_order(self, external_id: str, *, from_step: str | None = None, order: dict[str, Any] | None = None,
-                    lane: str | None = None) -> Enqueued:
-        """Operator retry: optionally replace the stored message with a fixed one, then resume the chain."""
+                    lane: str | None = None, charges_checked: bool = False) -> Enqueued:
+        """Operator retry: optionally replace the stored message with a fixed one, then resume the chain at the
+        failed step (or `from_step`). `charges_checked`: the operator found in Keap that a stored-card charge
+        whose answer was lost did not go through, so it may be sent again."""
         state = self.ledger.get(external_id)
         if state is None:
             raise LookupError(f"order {external_id}: unknown; nothing to retry")
-        message = order if order is not None else state.message
-        parsed = parse_order(message)
+        parsed = parse_order(order if order is not None else state.message)
         if parsed.external_id != external_id:
             raise ValueError(f"order {external_id}: the fixed order has external_id {parsed.external_id!r}")
-        lane = lane or state.lane
-        self.ledger.register(external_id, parsed.model_dump(mode="json"), lane, force=True)
-        step = from_step or (state.error_step if state.error_step in pipeline.STEP_NAMES else pipeline.FIRST)
-        self._send_or_fail(external_id, lane, step)
-        return Enqueued(external_id, "queued", sent=True)
+        if charges_checked:
+            cleared = self.ledger.clear_intents(external_id, "payment:")
+            log.warning("order %s: operator confirmed %d unanswered charge(s) did not go through", external_id,
+                        len(cleared))
+        return self._register_and_send(parsed, lane or state.lane, force=True, from_step=from_step)
 
-    def _send_or_fail(self, external_id: str, lane: str, from_step: str) -> None:
+    def _register_and_send(self, order: Order, lane: str, *, force: bool, from_step: str | None = None) -> Enqueued:
+        pipeline.queue_for(lane, self.settings)
+        if from_step is not None:
+            pipeline.step(from_step)
+        ext = order.external_id
+        registered, previous, step, ticket = self.ledger.register(
+            ext, order.model_dump(mode="json"), lane, first_step=pipeline.FIRST, from_step=from_step, force=force,
+            start_within=self.settings.queued_stall_seconds)
+        if not registered:
+            if previous == "cancelled" and force:
+                raise ValueError(f"order {ext}: cancelled; a cancelled order is final and is not sent again")
+            return Enqueued(ext, previous or "queued", sent=False)
         try:
-            self.send_chain(external_id, lane, from_step)
+            send(self.settings, ext, lane, step, ticket)
         except Exception as exc:
-            # Registered but not sent would look "queued" forever; say what happened instead.
-            self.ledger.fail(external_id, from_step, f"could not send to the queue ({type(exc).__name__}); retry it",
-                             "queue")
+            # Registered but not sent would look "queued" until the keeper re-sends it; say what happened now.
+            self.ledger.fail(ext, step, f"order {ext}: could not send to the queue ({type(exc).__name__}); run "
+                                        f"`keap-orders retry {ext}`", "queue")
             raise
+        return Enqueued(ext, "queued", sent=True)
 
 
 def enqueue_order(order: Order | dict[str, Any], lane: str = "live", *, force: bool = False) -> Enqueued:
@@ -124,10 +129,25 @@ def retry_order(external_id: str, **options: Any) -> Enqueued:
     return Producer(get_settings()).retry_order(external_id, **options)
 
 
-def _merged(existing: Any, added: Any) -> Any:
+def _merged(part: str, message: dict[str, Any], added: Any) -> Any:
+    existing = message.get(part)
     if isinstance(existing, dict) or isinstance(added, dict):
         return {**(existing or {}), **(added or {})}
     out = list(existing or [])
-    keys = {p.get("external_id") for p in out if isinstance(p, dict) and p.get("external_id")}
-    out += [a for a in added if not (isinstance(a, dict) and a.get("external_id") and a["external_id"] in keys)]
+    if part != "payments":
+        return out + list(added)
+    # A payment's identity is its key (external_id, or its content): one already stored is not added again.
+    order = parse_order(message, today=date.min)
+    known = {p.key.split("#")[0] for p in order.payments}
+    for raw in added:
+        try:
+            payment = Payment.model_validate(raw)
+        except ValidationError:
+            out.append(raw)  # parse_order of the merged message reports what is wrong with it
+            continue
+        payment.paid_at = payment.paid_at or order.order_time
+        key = payment.external_id or payment.content_key()
+        if key not in known:
+            out.append(raw)
+            known.add(key)
     return out

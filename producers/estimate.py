@@ -10,13 +10,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from producers.backfill import READERS, detect_format
+from producers.sources import read_file
+from producers.sources.base import ReadOptions
 from worker.messages import Order
 
 HOW = ("counted as the steps make them, at most: per order the contact looked up and created the first time its "
        "email appears in the file (2; 1 if Keap already has it), the order with its items and custom fields (1), "
-       "1 per payment, 1 per subscription (+1 invoice when it starts today); per file 1 per distinct SKU, 1 read of "
-       "the order custom fields and 1 per label to create")
+       "1 per payment, 1 per subscription (+1 invoice when it starts today, +2 when the customer has the plan "
+       "already); per file 1 per distinct SKU, 1 read of the order (and subscription) custom fields and 1 per "
+       "label to create")
 
 
 @dataclass
@@ -29,6 +31,7 @@ class Estimate:
     _emails: set[str] = field(default_factory=set, repr=False)
     _skus: set[str] = field(default_factory=set, repr=False)
     _labels: set[str] = field(default_factory=set, repr=False)
+    _plans: set[tuple] = field(default_factory=set, repr=False)
 
     @property
     def calls(self) -> int:
@@ -44,21 +47,28 @@ class Estimate:
             calls += 2
         for sub in order.subscriptions:
             calls += 1 + (sub.start_date is None or sub.start_date <= today)
+            plan = (email, sub.sku, sub.billing_cycle)
+            if plan in self._plans:  # Keap's duplicate check refuses it, the lookup finds another order's: +2
+                calls += 2
+            self._plans.add(plan)
         self.per_order += calls
-        # Each SKU is looked up once, then cached for every worker; the custom fields are read once and each
-        # missing label (the external id's too) is created once.
+        # Each SKU is looked up once, then cached for every worker; the order (and subscription) custom fields are
+        # read once and each missing label (the external id's too) is created once.
         skus = {i.sku for i in order.items if i.sku} | {s.sku for s in order.subscriptions}
-        labels = set(order.custom_fields) | {"external id"}
-        self.setup += len(skus - self._skus) + len(labels - self._labels) + (self.orders == 1)
+        labels = set(order.custom_fields) | {"external id"} | ({"subscription external id"} if order.subscriptions
+                                                               else set())
+        self.setup += (len(skus - self._skus) + len(labels - self._labels) + (self.orders == 1)
+                       + (bool(order.subscriptions) and "subscription external id" not in self._labels))
         self._skus |= skus
         self._labels |= labels
 
 
-def estimate_file(path: Path, fmt: str | None = None) -> Estimate:
+def estimate_file(path: Path, fmt: str | None = None, options: ReadOptions | None = None) -> Estimate:
     """Read the file once (streaming) and count the calls its valid orders need."""
+    options = options or ReadOptions.from_settings()
     today = datetime.now(timezone.utc).date()
     estimate = Estimate()
-    for row in READERS[detect_format(path, fmt)](path):
+    for row in read_file(path, fmt, options):
         if row.order is None:
             estimate.invalid += 1
         else:

@@ -1,46 +1,69 @@
 """Read an import back through the Keap API and compare every order with its source file.
 
-Checks, per external id: exactly one Keap order; its items (type, SKU or name, quantity, price, cost);
-total and total paid; each payment's amount; custom field values; subscriptions (contact, plan, quantity).
+Checks, per external id: exactly one Keap order with exactly that id, of that customer; its items (type, SKU or
+name, quantity, price, cost); total and total paid; each payment's amount; custom field values; subscriptions
+(created for this order, of its contact, with its quantity, and no subscription recorded for two orders).
 """
 from __future__ import annotations
 
+import time
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 from typing import Iterator
 
-from producers.backfill import READERS, detect_format
-from worker.keap import money
+from producers.sources import READERS, detect_format
+from producers.sources.base import ReadOptions
+from worker.keap import KeapTransientError, money
 from worker.steps import payloads, resolve
 from worker.messages import Order
 from worker.steps.base import OrderRejected, StepContext
+from worker.steps.create_order import orders_with_external_id
 
 
-def verify_file(path: Path, fmt: str | None, ctx: StepContext) -> tuple[int, list[str]]:
+def verify_file(path: Path, fmt: str | None, ctx: StepContext,
+                options: ReadOptions | None = None) -> tuple[int, list[str]]:
     """Returns (orders checked, problems). Invalid rows of the file are not checked (they were never sent)."""
-    keap, external_id_label = ctx.keap, ctx.external_id_label
-    model = keap.orders.get_model().get("custom_fields") or []
-    fields = {meta["label"]: meta for meta in model}
-    if external_id_label not in fields:
-        return 0, [f"Keap has no order custom field {external_id_label!r}: nothing was imported here"]
+    label = ctx.external_id_label
+    fields = {meta["label"]: meta for meta in ctx.keap.orders.get_model().get("custom_fields") or []}
+    if label not in fields:
+        return 0, [f"Keap has no order custom field {label!r}: nothing was imported here"]
+    sub_field = next((m for m in ctx.keap.subscriptions.get_model().get("custom_fields") or [] if m["label"] == label),
+                     None)
+    owners: dict[str, str] = {}  # subscription id -> the order of the file it was recorded for
     checked, problems = 0, []
-    for row in READERS[detect_format(path, fmt)](path):
+    options = options or ReadOptions.from_settings()
+    for row in READERS[detect_format(path, fmt, options)](path, options):
         if row.order is None:
             continue
         checked += 1
-        problems += [f"order {row.order.external_id}: {p}" for p in verify_order(row.order, ctx, fields)]
+        problems += [f"order {row.order.external_id}: {p}" for p in _checked(row.order, ctx, fields, sub_field, owners)]
     return checked, problems
 
 
-def verify_order(order: Order, ctx: StepContext, fields: dict[str, dict]) -> Iterator[str]:
+def _checked(order: Order, ctx: StepContext, *args) -> list[str]:
+    """verify_order, asked again after a transient Keap error (read-only, so safe); reported if it persists."""
+    for attempt in range(3):
+        try:
+            return list(verify_order(order, ctx, *args))
+        except KeapTransientError as exc:
+            if attempt == 2:
+                return [f"could not be checked: {exc}; run verify again"]
+            time.sleep(1 + attempt)
+    raise AssertionError("unreachable")
+
+
+def verify_order(order: Order, ctx: StepContext, fields: dict[str, dict], sub_field: dict | None,
+                 owners: dict[str, str]) -> Iterator[str]:
     keap, ledger, external_id_label = ctx.keap, ctx.ledger, ctx.external_id_label
-    found = keap.orders.find_by_custom_field(fields[external_id_label]["field_name"], order.external_id)
+    found = orders_with_external_id(ctx, fields[external_id_label], order.external_id)
     if len(found) != 1:
         yield f"expected exactly 1 Keap order, found {len(found)}"
         return
     keap_order = keap.orders.get(found[0]["id"])
-
+    email = str((keap_order.get("contact") or {}).get("email") or "")
+    if email and email.casefold() != order.customer.email.casefold():
+        yield f"Keap order {keap_order['id']} belongs to another customer (contact {keap_order['contact'].get('id')})"
     try:
         product_ids = resolve.product_ids(ctx, order)
     except OrderRejected as exc:
@@ -71,6 +94,14 @@ def verify_order(order: Order, ctx: StepContext, fields: dict[str, dict]) -> Ite
         if not sub_id:
             yield f"subscriptions[{i}]: no subscription recorded"
             continue
+        if owners.setdefault(sub_id, order.external_id) != order.external_id:
+            yield f"subscriptions[{i}]: Keap subscription {sub_id} is also recorded for order {owners[sub_id]}"
         keap_sub = keap.subscriptions.get(sub_id)
-        if keap_sub.get("contact_id") != state.results.get("contact_id") or int(keap_sub.get("quantity", 1)) != sub.quantity:
-            yield f"subscriptions[{i}]: Keap subscription {sub_id} has another contact or quantity"
+        if str(keap_sub.get("contact_id")) != str((keap_order.get("contact") or {}).get("id")):
+            yield f"subscriptions[{i}]: Keap subscription {sub_id} belongs to another contact"
+        if int(keap_sub.get("quantity", 1)) != sub.quantity:
+            yield f"subscriptions[{i}]: Keap subscription {sub_id} has quantity {keap_sub.get('quantity')}"
+        marks = {str(cf.get("id")): cf.get("content") for cf in keap_sub.get("custom_fields") or []}
+        if sub_field is None or marks.get(str(sub_field["id"])) != order.external_id:
+            yield (f"subscriptions[{i}]: Keap subscription {sub_id} was created for another order "
+                   f"({marks.get(str(sub_field['id'])) if sub_field else 'unmarked'})")

@@ -19,6 +19,8 @@ class FaultConfig:
     stall_seconds: float = 0.0
     burst_429: int = 0
     routes: list[str] | None = None
+    decline_rate: float = 0.0  # stored-card charges the card issuer declines (201, DECLINED, a FAILED payment)
+    billing_amount_in_cents: bool = False  # Keap reads a subscription's billing_amount as cents (spec: ambiguous)
 
     @classmethod
     def from_dict(cls, data: dict) -> "FaultConfig":
@@ -39,12 +41,14 @@ class FaultConfig:
                 raise ValueError("latency_ms must be a number or [min, max] with 0 <= min <= max")
         elif not isinstance(latency, (int, float)) or latency < 0:
             raise ValueError("latency_ms must be a number >= 0 or [min, max]")
-        for name in ("error_rate", "commit_then_timeout_rate"):
+        for name in ("error_rate", "commit_then_timeout_rate", "decline_rate"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise ValueError(f"{name} must be a fraction between 0 and 1")
         if not isinstance(self.stall_seconds, (int, float)) or self.stall_seconds < 0:
             raise ValueError("stall_seconds must be a number >= 0 (0 drops the connection at once)")
+        if not isinstance(self.billing_amount_in_cents, bool):
+            raise ValueError("billing_amount_in_cents must be true or false")
         if not isinstance(self.burst_429, int) or self.burst_429 < 0:
             raise ValueError("burst_429 must be an integer >= 0")
         if self.routes is not None and not (
@@ -113,6 +117,10 @@ class Faults:
                     and self._random.random() < self.config.error_rate:
                 return self._random.choice(ERROR_STATUSES)
             return None
+
+    def declined(self) -> bool:
+        with self._lock:
+            return bool(self.config.decline_rate) and self._random.random() < self.config.decline_rate
 
     def commit_then_timeout(self, method: str, template: str) -> float | None:
         """Seconds to stall before dropping this write's answer (0 = drop at once), or None to answer."""

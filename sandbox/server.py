@@ -162,11 +162,16 @@ class Sandbox:
                 p["order_id"], b, self._mask(q, "PATCH", f"{v2}/orders/{{order_id}}"))),
             ("DELETE", f"{v2}/orders/{{order_id}}"): lambda p, q, b: (204, s.delete_order(p["order_id"])),
             ("POST", f"{v2}/orders/{{order_id}}/items"): lambda p, q, b: (201, s.add_item(p["order_id"], b)),
-            ("POST", f"{v2}/orders/{{order_id}}/payments"): lambda p, q, b: (201, s.create_payment(p["order_id"], b)),
+            ("POST", f"{v2}/orders/{{order_id}}/payments"): lambda p, q, b: (201, s.create_payment(
+                p["order_id"], b, declined=self.faults.declined())),
             ("GET", f"{v2}/orders/{{order_id}}/payments"): lambda p, q, b: (200, s.list_payments(p["order_id"], q)),
-            ("GET", f"{v2}/orders/model"): lambda p, q, b: (200, s.order_model()),
-            ("POST", f"{v2}/orders/model/customFields"): lambda p, q, b: (201, s.create_order_field(b)),
-            ("POST", f"{v2}/subscriptions"): lambda p, q, b: (201, s.create_subscription(b)),
+            ("GET", f"{v2}/orders/model"): lambda p, q, b: (200, s.custom_model("ORDER")),
+            ("POST", f"{v2}/orders/model/customFields"): lambda p, q, b: (201, s.create_custom_field("ORDER", b)),
+            ("GET", f"{v2}/subscriptions/model"): lambda p, q, b: (200, s.custom_model("SUBSCRIPTION")),
+            ("POST", f"{v2}/subscriptions/model/customFields"): lambda p, q, b: (
+                201, s.create_custom_field("SUBSCRIPTION", b)),
+            ("POST", f"{v2}/subscriptions"): lambda p, q, b: (201, s.create_subscription(
+                b, amount_in_cents=self.faults.config.billing_amount_in_cents)),
             ("GET", f"{v2}/subscriptions"): lambda p, q, b: (200, s.list_subscriptions(q)),
             ("GET", f"{v2}/subscriptions/{{subscription_id}}"): lambda p, q, b: (
                 200, s.get_subscription(p["subscription_id"])),
@@ -269,6 +274,10 @@ class _Handler(BaseHTTPRequestHandler):
         # Headers and body go out in two writes; without TCP_NODELAY, Nagle + delayed ACK add ~40 ms a call.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+    def date_time_string(self, timestamp=None) -> str:
+        # The Date header follows the sandbox's clock, as Keap's follows Keap's: reset times are read against it.
+        return super().date_time_string(self.sandbox.clock() if timestamp is None else timestamp)
+
     def log_message(self, format, *args):  # noqa: A002 - signature from BaseHTTPRequestHandler
         # The default logs full paths; filters may hold emails, so only the status line goes to debug.
         logger.debug("%s %s", self.command, args[1] if len(args) > 1 else "")
@@ -319,8 +328,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         for name, value in headers.items():
             self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
+        try:
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client gave up first (its timeout was shorter than the answer): the work is done all the same.
+            logger.debug("client gone before the answer to %s %s", exchange["method"], exchange["template"])
+            self.close_connection = True
 
     def _drop(self, exchange: dict, status: int, body, stall: float) -> None:
         """The write is applied; now stall (optionally) and close the socket without an answer."""

@@ -100,6 +100,7 @@ class Store:
         with self.lock:
             seed = copy.deepcopy(self.seed)
             self.payment_types: list[str] = seed.get("manual_payment_types") or []
+            self.promo_codes: dict[str, int] = {p["code"].upper(): p["percent_off"] for p in seed.get("promo_codes", [])}
             self.contacts: dict[str, dict] = {}
             self.payment_methods: dict[str, dict] = {}
             for contact in seed.get("contacts", []):
@@ -112,12 +113,17 @@ class Store:
             self.plans: dict[str, tuple[str, dict]] = {}  # plan id -> (product id, plan)
             for product in seed.get("products", []):
                 self._add_product(self._seed_product(product))
-            self.order_fields: dict[str, dict] = {f["id"]: f for f in seed.get("order_custom_fields", [])}
+            # Custom field definitions per record type (ids are unique across both, as in Keap).
+            self.fields: dict[str, dict[str, dict]] = {
+                "ORDER": {f["id"]: f for f in seed.get("order_custom_fields", [])},
+                "SUBSCRIPTION": {f["id"]: f for f in seed.get("subscription_custom_fields", [])},
+            }
             self.orders: dict[str, dict] = {}
             self.subscriptions: dict[str, dict] = {}
             self._next = dict(ID_BASES)
             for kind, ids in (("contact", self.contacts), ("product", self.products), ("plan", self.plans),
-                              ("payment_method", self.payment_methods), ("custom_field", self.order_fields)):
+                              ("payment_method", self.payment_methods),
+                              ("custom_field", {**self.fields["ORDER"], **self.fields["SUBSCRIPTION"]})):
                 self._next[kind] = max([int(i) + 1 for i in ids if str(i).isdigit()] + [ID_BASES[kind]])
 
     def now(self) -> dt.datetime:
@@ -308,32 +314,34 @@ class Store:
                  "last_updated_time": lambda p: p.get("update_time")})
             return self._page("products", [self.product_view(p, detail=False) for p in page], token)
 
-    # ------------------------------------------------------------------ order custom-field model
-    def order_model(self) -> dict:
+    # ------------------------------------------------------------------ custom-field models (orders, subscriptions)
+    def custom_model(self, record_type: str) -> dict:
         with self.lock:
-            return {"custom_fields": [copy.deepcopy(f) for f in self.order_fields.values()],
+            return {"custom_fields": [copy.deepcopy(f) for f in self.fields[record_type].values()],
                     "optional_properties": []}
 
-    def create_order_field(self, body: dict) -> dict:
+    def create_custom_field(self, record_type: str, body: dict) -> dict:
         with self.lock:
+            fields = self.fields[record_type]
             label = body["label"].strip()
             if not label:
                 raise ApiError(400, "Invalid label: must not be blank")
-            if any(f["label"].lower() == label.lower() for f in self.order_fields.values()):
-                raise ApiError(400, f"A custom field labelled {label!r} already exists on Order")
+            if any(f["label"].lower() == label.lower() for f in fields.values()):
+                raise ApiError(400, f"A custom field labelled {label!r} already exists on {record_type.title()}")
             # Keap's database column name: underscore + label without spaces/punctuation + running index.
-            field_name = "_" + re.sub(r"[^A-Za-z0-9]", "", label) + str(len(self.order_fields))
-            field = {"id": self._new_id("custom_field"), "label": label, "record_type": "ORDER",
+            field_name = "_" + re.sub(r"[^A-Za-z0-9]", "", label) + str(len(fields))
+            field = {"id": self._new_id("custom_field"), "label": label, "record_type": record_type,
                      "field_type": body["field_type"], "field_name": field_name,
                      "options": [{"id": str(i + 1), "label": o.get("label", "")}
                                  for i, o in enumerate(body.get("options") or [])]}
             if body.get("group_id"):
                 field["group_id"] = body["group_id"]
-            self.order_fields[field["id"]] = field
+            fields[field["id"]] = field
             return copy.deepcopy(field)
 
-    def _custom_order_field(self, name: str) -> Field | None:
-        for meta in self.order_fields.values():
+    def _custom_field(self, record_type: str, name: str) -> Field | None:
+        """A custom field as a filter field, by its field_name (case-insensitive, as Keap)."""
+        for meta in self.fields[record_type].values():
             if meta["field_name"].lower() == name.lower():
                 kind = meta["field_type"]
                 getter = lambda o, fid=meta["id"]: o["custom_fields"].get(fid)  # noqa: E731
@@ -346,13 +354,13 @@ class Store:
                 return Field("text", getter, wildcard=kind in TEXT_FIELD_TYPES)
         return None
 
-    def _custom_values(self, values: list[dict]) -> dict[str, object]:
+    def _custom_values(self, record_type: str, values: list[dict]) -> dict[str, object]:
         out = {}
         for index, value in enumerate(values):
-            meta = self.order_fields.get(str(value.get("id")))
+            meta = self.fields[record_type].get(str(value.get("id")))
             if meta is None:
-                raise ApiError(400, f"Invalid custom_fields[{index}].id: no order custom field with id "
-                                    f"{value.get('id')!r} (see GET /v2/orders/model)")
+                raise ApiError(400, f"Invalid custom_fields[{index}].id: no {record_type.lower()} custom field with "
+                                    f"id {value.get('id')!r} (see GET /v2/{record_type.lower()}s/model)")
             content, kind = value.get("content"), meta["field_type"]
             if content is not None and kind in TEXT_FIELD_TYPES | {"TEXT_AREA"} and (
                     not isinstance(content, str) or len(content) > 65535):
@@ -406,7 +414,7 @@ class Store:
 
     def _totals(self, order: dict) -> tuple[int, int, int]:
         total = max(sum(self._line_total(i) for i in order["items"]), 0)
-        paid = sum(p["amount_cents"] for p in order["payments"])
+        paid = sum(p["amount_cents"] for p in order["payments"] if p["pay_status"] != "FAILED")
         return total, paid, total - paid
 
     def item_view(self, item: dict) -> dict:
@@ -473,7 +481,8 @@ class Store:
             _not_blank(body, ("order_title",), "")
             items = [self._build_item(item, f"order_items[{i}].") for i, item in enumerate(body.get("order_items")
                                                                                         or [])]
-            custom = self._custom_values(body.get("custom_fields") or [])
+            custom = self._custom_values("ORDER", body.get("custom_fields") or [])
+            items += self._promo_discounts(body.get("promo_codes") or [], items)
             now = _iso(self.now())
             order = {"id": self._new_id("order"), "invoice_id": self._new_id("invoice"), "contact_id":
                      str(body["contact_id"]), "items": items, "payments": [], "custom_fields": custom,
@@ -481,6 +490,14 @@ class Store:
                      **{k: copy.deepcopy(body[k]) for k in self._ORDER_SCALARS if k in body}}
             self.orders[order["id"]] = order
             return self.order_view(order)
+
+    def _promo_discounts(self, codes: list[str], items: list[dict]) -> list[dict]:
+        """Keap applies a known promo code's discount to the order it is given with (assumption; see seed.json)."""
+        products = sum(i["price_cents"] * i["quantity"] for i in items if i["item_type"] == "PRODUCT")
+        return [{"id": self._new_id("item"), "item_type": "DISCOUNT_ORDER_TOTAL", "name": f"Promo {code}",
+                 "quantity": 1, "price_cents": products * self.promo_codes[code.upper()] // 100, "cost_cents": 0,
+                 "product_id": None, "plan_id": None}
+                for code in codes if code.upper() in self.promo_codes]
 
     def get_order(self, order_id: str) -> dict:
         with self.lock:
@@ -495,7 +512,7 @@ class Store:
                 order["contact_id"] = str(fields["contact_id"])
             if "custom_fields" in fields:
                 # Values sent are written; fields not mentioned keep their value.
-                order["custom_fields"].update(self._custom_values(fields["custom_fields"] or []))
+                order["custom_fields"].update(self._custom_values("ORDER", fields["custom_fields"] or []))
             for key in self._ORDER_SCALARS:
                 if key in fields:
                     order[key] = copy.deepcopy(fields[key])
@@ -539,11 +556,11 @@ class Store:
         with self.lock:
             page, token = self._list(self.orders.values(), query, self._order_fields(), {
                 "id": lambda o: int(o["id"]), "order_time": lambda o: o.get("order_time") or "",
-                "modification_time": lambda o: o["modification_time"]}, custom=self._custom_order_field)
+                "modification_time": lambda o: o["modification_time"]}, custom=lambda name: self._custom_field("ORDER", name))
             return self._page("orders", [self.order_view(o) for o in page], token)
 
     # ------------------------------------------------------------------ payments
-    def create_payment(self, order_id: str, body: dict) -> dict:
+    def create_payment(self, order_id: str, body: dict, declined: bool = False) -> dict:
         with self.lock:
             order = self._get(self.orders, order_id, "Order")
             amount = cents(body["payment_amount"], "payment_amount")
@@ -558,7 +575,7 @@ class Store:
                 if amount <= 0:
                     raise ApiError(400, "Invalid payment_amount: must be greater than 0 when charging a "
                                         "payment_method_id")
-                status = "APPROVED"
+                status = "DECLINED" if declined else "APPROVED"
             else:
                 if method_type not in self.payment_types:
                     raise ApiError(400, f"Invalid payment_method_type {method_type!r}: must exactly match a "
@@ -572,7 +589,7 @@ class Store:
                                     f"{dollars(due):.2f} of order {order_id}")
             now = _iso(self.now())
             payment = {"id": self._new_id("invoice_payment"), "payment_id": self._new_id("payment"),
-                       "amount_cents": amount, "pay_status": status, "pay_time": body.get("payment_time") or now,
+                       "amount_cents": amount, "pay_status": "FAILED" if status == "DECLINED" else status, "pay_time": body.get("payment_time") or now,
                        "last_updated_time": now, "skip_commission": not body["apply_to_commissions"],
                        "note": body.get("notes"), "method_id": method_id, "method_type": method_type,
                        **{k: v for k, v in body.items() if k.startswith("external_")}}
@@ -609,7 +626,7 @@ class Store:
             return self._page("invoice_order_payments", page, token)
 
     # ------------------------------------------------------------------ subscriptions
-    def create_subscription(self, body: dict) -> dict:
+    def create_subscription(self, body: dict, amount_in_cents: bool = False) -> dict:
         with self.lock:
             contact = self._contact_ref(body["contact_id"])
             found = self.plans.get(str(body["subscription_plan_id"]))
@@ -645,11 +662,13 @@ class Store:
             subscription = {
                 "id": self._new_id("subscription"), "contact_id": contact["id"], "product_id": product_id,
                 "subscription_plan_id": plan["id"], "quantity": body.get("quantity", 1), "active": active,
-                "billing_amount": body["billing_amount"] if "billing_amount" in body else dollars(plan["price_cents"]),
+                "billing_amount": (body["billing_amount"] / (100 if amount_in_cents else 1) if "billing_amount" in body
+                                   else dollars(plan["price_cents"])),
                 "auto_charge": auto_charge, "billing_cycle": CYCLES[plan["billing_cycle"]],
                 "billing_frequency": plan.get("billing_frequency", 1), "start_date": start.isoformat(),
                 "next_bill_date": start.isoformat(), "allow_tax": body.get("allow_tax", False),
-                "modification_time": _iso(self.now()), "custom_fields": copy.deepcopy(body.get("custom_fields", [])),
+                "modification_time": _iso(self.now()),
+                "custom_fields": self._custom_values("SUBSCRIPTION", body.get("custom_fields") or []),
                 **{k: copy.deepcopy(body[k]) for k in ("max_charge_attempts", "days_between_retries",
                                                        "lead_affiliate_id", "sale_affiliate_id", "promo_code",
                                                        "shipping_option_id", "reason_stopped", "shipping_address")
@@ -657,11 +676,17 @@ class Store:
             if method_id:
                 subscription["payment_method_id"] = str(method_id)
             self.subscriptions[subscription["id"]] = subscription
-            return copy.deepcopy(subscription)
+            return self.subscription_view(subscription)
+
+    @staticmethod
+    def subscription_view(subscription: dict) -> dict:
+        view = copy.deepcopy(subscription)
+        view["custom_fields"] = [{"id": k, "content": v} for k, v in subscription["custom_fields"].items()]
+        return view
 
     def get_subscription(self, subscription_id: str) -> dict:
         with self.lock:
-            return copy.deepcopy(self._get(self.subscriptions, subscription_id, "Subscription"))
+            return self.subscription_view(self._get(self.subscriptions, subscription_id, "Subscription"))
 
     def list_subscriptions(self, query: dict) -> dict:
         with self.lock:
@@ -674,8 +699,9 @@ class Store:
                 "billing_amount": Field("number", lambda s: s["billing_amount"], ops=EQ_CMP)},
                 {"id": lambda s: int(s["id"]), "contact_id": lambda s: int(s["contact_id"]),
                  "subscription_plan_id": lambda s: int(s["subscription_plan_id"]),
-                 "modification_time": lambda s: s["modification_time"]})
-            return self._page("subscriptions", copy.deepcopy(page), token)
+                 "modification_time": lambda s: s["modification_time"]},
+                custom=lambda name: self._custom_field("SUBSCRIPTION", name))
+            return self._page("subscriptions", [self.subscription_view(s) for s in page], token)
 
     def invoice_subscription(self, subscription_id: str) -> dict:
         """Bill every due cycle (one order each) and return the most recent order."""

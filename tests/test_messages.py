@@ -1,7 +1,6 @@
 """The order message contract: every rule, error texts without PII, JSON round trip and JSON Schema."""
 from __future__ import annotations
 
-import copy
 import json
 import pickle
 from datetime import date, datetime, timedelta, timezone
@@ -85,15 +84,27 @@ def test_defaults_title_type_quantity_and_paid_at():
     order = parse_order(minimal(payments=[{"amount": "5", "method": "Cash"}]), today=TODAY)
     assert order.title == "Order o-1" and order.order_type == "ONLINE" and order.items[0].quantity == 1
     assert order.payments[0].paid_at == order.order_time
-    assert order.payments[0].key == "0:5.00:2024-01-02T03:04:05Z"
+    assert order.payments[0].key.startswith("c:")
 
 
-def test_generated_payment_keys_are_deterministic_and_distinct():
-    data = minimal(payments=[{"amount": "1", "method": "Cash", "paid_at": "2024-01-02T05:04:05+02:00"},
-                             {"amount": "1", "method": "Cash", "paid_at": "2024-01-02T03:04:05Z"}])
-    keys = [p.key for p in parse_order(data, today=TODAY).payments]
-    assert keys == ["0:1.00:2024-01-02T03:04:05Z", "1:1.00:2024-01-02T03:04:05Z"]
-    assert keys == [p.key for p in parse_order(copy.deepcopy(data), today=TODAY).payments]
+def test_payment_keys_follow_content_not_position():
+    cash = {"amount": "1", "method": "Cash", "paid_at": "2024-01-02T05:04:05+02:00"}
+    check = {"amount": "1", "method": "Check", "paid_at": "2024-01-02T03:04:05Z"}
+    keys = [p.key for p in parse_order(minimal(payments=[cash, check]), today=TODAY).payments]
+    swapped = [p.key for p in parse_order(minimal(payments=[check, cash]), today=TODAY).payments]
+    assert len(set(keys)) == 2 and keys == swapped[::-1]  # the same payment keeps its key in any position
+    same_instant = {**cash, "paid_at": "2024-01-02T03:04:05Z"}  # the same moment in UTC: the same payment
+    assert parse_order(minimal(payments=[same_instant]), today=TODAY).payments[0].key == keys[0]
+    noted = {**cash, "notes": "second till"}
+    assert parse_order(minimal(payments=[noted]), today=TODAY).payments[0].key != keys[0]
+
+
+def test_identical_payments_are_numbered_and_external_ids_win():
+    cash = {"amount": "1", "method": "Cash"}
+    twice = [p.key for p in parse_order(minimal(payments=[cash, cash]), today=TODAY).payments]
+    assert twice[1] == twice[0] + "#2"
+    named = parse_order(minimal(payments=[{**cash, "external_id": "ch_1"}]), today=TODAY).payments[0]
+    assert named.key == "ch_1"
 
 
 # --- money -------------------------------------------------------------------------------------------------------
@@ -119,7 +130,13 @@ def test_three_decimals_error_text_names_order_field_value_and_fix():
 
 @pytest.mark.parametrize("raw, message", [(0.1 + 0.2, "at most 2 decimals"), ("-1.00", "must not be negative"),
                                           ("abc", "not a decimal amount"), (True, "must be a decimal string"),
-                                          ("NaN", "not a usable amount"), ("1e12", "not a usable amount")])
+                                          ("NaN", "not a usable amount"), ("1e12", "written with an exponent"),
+                                          ("1E+3", "written with an exponent"), ("1_000", "separators"),
+                                          ("3,005", "separators"), ("\u0663\u0660\u0660\u0665", "digits other than 0-9"),
+                                          ("19.90 ", "spaces"), ("+5", "not a decimal amount"),
+                                          ("1000000000", "not a usable amount"),
+                                          pytest.param(10**5000, "not a usable amount", id="5000-digits"),
+                                          (Decimal("1E-3"), "at most 2 decimals")])
 def test_bad_money(raw, message):
     assert message in only_error(minimal(items=[{"sku": "X", "unit_price": raw}])).message
 
@@ -424,3 +441,71 @@ def test_schema_is_valid_and_agrees_with_the_parser():
 
 def test_order_model_is_the_public_type():
     assert isinstance(parse_order(example(), today=TODAY), Order)
+
+
+# --- what Keap can store and search ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("email", ["a;b@example.com", "a==b@example.com", "a=b@example.com", "ana*@example.com",
+                                   "a,b@example.com", '"a b"@example.com', "ana@example.com*", "ana@exa_mple.com",
+                                   "a..b@example.com", "ana@example.c", "x" * 70 + "@example.com"])
+def test_emails_keap_cannot_search_or_store_are_refused(email):
+    error = only_error(minimal(customer={"email": email}))
+    assert error.field == "customer.email" and email not in str(error)
+
+
+@pytest.mark.parametrize("email", ["o'brien@example.com", "a.b+tag@sub.example.co.uk", "x_y-z@example.org"])
+def test_ordinary_emails_pass(email):
+    assert parse_order(minimal(customer={"email": email}), today=TODAY).customer.email == email
+
+
+@pytest.mark.parametrize("where, field, limit", [
+    ("customer", "given_name", 40), ("customer", "family_name", 40), ("customer", "phone", 40),
+    ("billing_address", "line1", 75), ("billing_address", "locality", 50), ("billing_address", "postal_code", 15),
+    ("shipping_address", "line1", 100), ("shipping_address", "postal_code", 20), ("order", "notes", 65535),
+])
+def test_keap_field_lengths(where, field, limit):
+    def order_with(value):
+        data = minimal()
+        if where == "order":
+            data[field] = value
+        elif where == "customer":
+            data["customer"][field] = value
+        else:
+            data["customer"][where] = {field: value}
+        return data
+
+    assert parse_order(order_with("x" * limit), today=TODAY)
+    error = only_error(order_with("x" * (limit + 1)))
+    assert error.field.endswith(field) and f"at most {limit} characters" in error.message
+
+
+def test_region_becomes_an_iso_3166_2_region_code():
+    address = lambda **a: parse_order(minimal(customer={"email": "x@example.com", "billing_address": a}),  # noqa: E731
+                                      today=TODAY).customer.billing_address
+    assert address(region="TX", country_code="USA").region_code == "US-TX"
+    assert address(region="new york", country_code="USA").region_code == "US-NY"
+    assert address(region="Île-de-France", country_code="FRA").region_code == "FR-IDF"
+    unknown = address(region="Somewhere", country_code="USA")
+    assert (unknown.region, unknown.region_code) == ("Somewhere", None)  # kept as (deprecated) text
+    assert address(region_code="US-TX", country_code="USA").region_code == "US-TX"
+    assert only_error(minimal(customer={"email": "x@example.com", "billing_address": {
+        "region_code": "DE-BE", "country_code": "USA"}})).field == "customer.billing_address.region_code"
+    assert only_error(minimal(customer={"email": "x@example.com", "billing_address": {
+        "region_code": "US-ZZ", "country_code": "USA"}})).field == "customer.billing_address.region_code"
+    assert only_error(minimal(customer={"email": "x@example.com", "billing_address": {
+        "country_code": "XYZ"}})).field == "customer.billing_address.country_code"
+
+
+def test_schema_refuses_what_the_validator_refuses_for_amounts():
+    validator = jsonschema.Draft202012Validator(json.loads(json.dumps(order_json_schema()), parse_float=Decimal))
+    for amount in ["-19.90", "1e3", "1E+3", "1_000", "\u0663\u0660\u0660\u0665", "19.999", " 1.00", "1,000"]:
+        data = minimal(items=[{"sku": "X", "unit_price": amount}])
+        assert list(validator.iter_errors(data)), amount
+        with pytest.raises(OrderInvalid):
+            parse_order(data, today=TODAY)
+    for amount in ["19.90", "0", "0.5", 19.9, 3, Decimal("1E+3")]:
+        data = minimal(items=[{"sku": "X", "unit_price": amount}])
+        assert not list(validator.iter_errors(json.loads(json.dumps(data, default=str), parse_float=Decimal)
+                                              if not isinstance(amount, Decimal) else data)), amount
+        assert parse_order(data, today=TODAY)

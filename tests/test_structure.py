@@ -28,17 +28,20 @@ def _imports(path: Path) -> set[str]:
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            found.add(node.module)
-            found |= {f"{node.module}.{alias.name}" for alias in node.names}
+            names = {f"{node.module}.{alias.name}" for alias in node.names}
+            # `from package import submodule` needs the submodule, not what the package's __init__ imports.
+            found |= names if names <= MODULES.keys() else names | {node.module}
     return found
 
 
+MODULES = {_module_name(p): p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
+
+
 def _graph() -> dict[str, set[str]]:
-    modules = {_module_name(p): p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
     graph = {}
-    for name, path in modules.items():
+    for name, path in MODULES.items():
         raw = _imports(path)
-        ours = {m for m in raw if m in modules}
+        ours = {m for m in raw if m in MODULES}
         graph[name] = ours | {m for m in raw if m.split(".")[0] not in PACKAGES}
     return graph
 
@@ -87,3 +90,11 @@ def test_the_checks_see_imports_at_any_depth():
     # Guards the guard: a function-level import of the task module in the CLI would be found.
     assert "producers.demo" in GRAPH["producers.cli"]
     assert "worker.keap.contacts" in GRAPH["worker.keap.client"]
+
+
+def test_every_step_of_the_pipeline_is_a_module_of_worker_steps_with_a_run():
+    from worker import pipeline
+
+    assert all(callable(step.run) and (ROOT / "worker" / "steps" / f"{step.name}.py").is_file()
+               for step in pipeline.STEPS)
+    assert len({step.task for step in pipeline.STEPS}) == len(pipeline.STEPS)

@@ -1,23 +1,29 @@
-"""The Celery app: two lanes (live before backfill), late acks, a visibility timeout; set-up in worker signals.
+"""The Celery app: lanes (live before backfill) and the keeper's queue, late acks, a short visibility timeout, the
+keeper's beat schedule, sending an order's steps, and the worker's start-up checks (in Celery's signals).
 
 Nothing is read or initialised at import: the configuration is built from the settings when Celery first needs
-it (or by `configure(settings)`), and Sentry starts in the worker's `celeryd_init` signal.
+it (or by `configure(settings)`); checks and Sentry run in the worker's `celeryd_init` signal.
 """
 from __future__ import annotations
 
 import logging
+import sys
 
-from celery import Celery, signals
+import redis
+from celery import Celery, chain, signals
 from kombu import Exchange, Queue
 
-from worker import context
+from worker import context, pipeline
 from worker.settings import Settings, get_settings
 
+log = logging.getLogger(__name__)
+
 app = Celery("keap_orders", include=["worker.tasks"])
+EX_CONFIG = 78  # sysexits.h: a configuration error; the worker refuses to start
 
 
 def _lane(name: str) -> Queue:
-    # Each lane gets its own exchange: queues left on Celery's default exchange share one routing key, and the
+    # Each queue gets its own exchange: queues left on Celery's default exchange share one routing key, and the
     # Redis transport then copies every message into both queues — each task would run twice.
     return Queue(name, Exchange(name, type="direct"), routing_key=name)
 
@@ -25,35 +31,95 @@ def _lane(name: str) -> Queue:
 def celery_config(settings: Settings) -> dict:
     return {
         "broker_url": settings.redis_url,
-        "task_queues": (_lane(settings.live_queue), _lane(settings.backfill_queue)),
+        "task_queues": tuple(_lane(q) for q in (settings.live_queue, settings.backfill_queue, settings.keeper_queue)),
         "task_default_queue": settings.live_queue,
+        "task_routes": {"keap.keeper": {"queue": settings.keeper_queue}},
         # A step is acknowledged only once it has finished, so a crashed worker's step is delivered again
-        # (every step is idempotent by design); the prefetch of one keeps a slow backfill from hoarding work.
+        # (every step is exactly-once by design); the prefetch of one keeps a slow backfill from hoarding work.
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
         "task_ignore_result": True,
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": {
+            # Short: a dead worker's message comes back within minutes. Long waits are parked in the ledger and
+            # released by the keeper, and broker countdowns stay far below it (BROKER_RETRY_MAX_SECONDS).
             "visibility_timeout": settings.visibility_timeout_seconds,
             # With -Q keap.live,keap.backfill the worker always takes live work first.
             "queue_order_strategy": "priority",
+        },
+        "beat_schedule": {
+            "keeper": {"task": "keap.keeper", "schedule": settings.keeper_interval_seconds,
+                       "options": {"queue": settings.keeper_queue, "expires": settings.keeper_interval_seconds * 2}},
         },
         "worker_hijack_root_logger": False,
     }
 
 
 def configure(settings: Settings) -> None:
-    """Point the app at these settings (a producer or test with its own settings; the worker uses the defaults)."""
-    app.conf.update(celery_config(settings))
+    """Point the app at these settings (a producer or test with its own settings; the worker uses the defaults).
+
+    Queues declared before stay declared, so one process (a test session, a bench) can send for several runs."""
+    config = celery_config(settings)
+    known = {q.name: q for q in app.conf.task_queues or ()} if "task_queues" in app.conf.changes else {}
+    config["task_queues"] = tuple({**known, **{q.name: q for q in config["task_queues"]}}.values())
+    app.conf.update(config)
+    for queue in config["task_queues"]:  # Celery keeps the queues it has read already
+        app.amqp.queues.setdefault(queue.name, queue)
 
 
 app.add_defaults(lambda: celery_config(get_settings()))
 
 
+def send(settings: Settings, external_id: str, lane: str, step: str, ticket: str | None) -> None:
+    """Send an order's steps: the chain from `step` to the end carrying `ticket` (each runs only after the previous
+    succeeded), or, with no ticket, the single `step` on its own."""
+    queue = pipeline.queue_for(lane, settings)
+    if ticket is None:
+        app.signature(pipeline.step(step).task, args=(external_id,), queue=queue).apply_async()
+        return
+    sigs = [app.signature(s.task, args=(external_id,), kwargs={"ticket": ticket}, immutable=True, queue=queue)
+            for s in pipeline.steps_from(step)]
+    chain(*sigs).apply_async() if len(sigs) > 1 else sigs[0].apply_async()
+
+
+def readiness_problems(settings: Settings) -> list[str]:
+    """Why a worker with these settings must not take work: it would drop or stall every order it touches."""
+    problems = []
+    try:
+        context.credential(settings)
+    except context.NoCredential as exc:
+        problems.append(str(exc))
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        return problems + [f"Redis at REDIS_URL does not answer ({type(exc).__name__}); start it or fix REDIS_URL"]
+    try:
+        policy = client.config_get("maxmemory-policy").get("maxmemory-policy")
+        persistence = client.config_get("appendonly").get("appendonly") == "yes" or bool(
+            client.config_get("save").get("save"))
+    except redis.ResponseError:
+        log.warning("Redis does not allow CONFIG GET: make sure it never evicts keys and keeps its data")
+        return problems
+    if policy not in (None, "noeviction"):
+        problems.append(f"Redis evicts keys (maxmemory-policy {policy}): an evicted ledger entry means a duplicate "
+                        "order in Keap; set maxmemory-policy noeviction")
+    if not persistence and settings.require_persistent_redis:
+        problems.append("Redis keeps nothing on disk (appendonly no, no save points): a restart would forget what "
+                        "was written to Keap; enable appendonly yes, or set REQUIRE_PERSISTENT_REDIS=false for a "
+                        "throwaway development Redis")
+    return problems
+
+
 @signals.celeryd_init.connect
 def _init_worker(**_) -> None:
     settings = get_settings()
+    problems = readiness_problems(settings)
+    if problems:
+        for problem in problems:
+            print(f"keap-orders worker refuses to start: {problem}", file=sys.stderr)
+        raise SystemExit(EX_CONFIG)
     _init_sentry(settings)
     # urllib3's DEBUG lines carry full URLs, and a Keap filter in a URL can hold a customer's email.
     logging.getLogger("urllib3").setLevel(max(logging.INFO, logging.getLogger("urllib3").level))

@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 from requests.auth import AuthBase
 
 from worker.keap import ApiKeyAuth, BearerAuth, KeapClient
@@ -22,7 +24,11 @@ class NoCredential(RuntimeError):
 
 
 def redis_client(settings: Settings) -> redis.Redis:
-    return redis.Redis.from_url(settings.redis_url)
+    # A dropped connection (Redis restart, failover, a proxy's idle cut) is retried a few times before it fails a
+    # step; every ledger script is safe to run twice with the same arguments.
+    return redis.Redis.from_url(settings.redis_url, socket_timeout=30, socket_connect_timeout=10,
+                                retry=Retry(ExponentialBackoff(cap=2.0, base=0.1), 5),
+                                retry_on_error=[redis.ConnectionError, redis.TimeoutError])
 
 
 def ledger(settings: Settings, client: redis.Redis | None = None) -> Ledger:
@@ -68,6 +74,9 @@ def build_context(settings: Settings) -> StepContext:
         ledger=ledger(settings, client),
         external_id_label=settings.external_id_field_label,
         create_missing_custom_fields=settings.create_missing_custom_fields,
+        settle_seconds=settings.settle_seconds,
+        settle_checks=settings.settle_checks,
+        lease_seconds=settings.lease_seconds,
     )
 
 

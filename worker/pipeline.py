@@ -5,27 +5,30 @@ line here.
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Callable
 
 from worker.settings import Settings
-from worker.steps import add_items, create_order, create_subscription, record_payment, set_custom_fields
 from worker.steps.base import StepContext
 
 
 @dataclass(frozen=True)
 class Step:
-    name: str
+    name: str  # also the module under worker/steps/ whose `run(ctx, external_id)` does the work
     task: str  # the Celery task name, as it appears in the broker, Flower and logs
-    run: Callable[[StepContext, str], None]
+
+    @property
+    def run(self) -> Callable[[StepContext, str], None]:
+        return importlib.import_module(f"worker.steps.{self.name}").run
 
 
 STEPS: tuple[Step, ...] = (
-    Step("create_order", "keap.create_order", create_order.run),
-    Step("add_items", "keap.add_items", add_items.run),
-    Step("record_payment", "keap.record_payment", record_payment.run),
-    Step("set_custom_fields", "keap.set_custom_fields", set_custom_fields.run),
-    Step("create_subscription", "keap.create_subscription", create_subscription.run),
+    Step("create_order", "keap.create_order"),
+    Step("add_items", "keap.add_items"),
+    Step("record_payment", "keap.record_payment"),
+    Step("set_custom_fields", "keap.set_custom_fields"),
+    Step("create_subscription", "keap.create_subscription"),
 )
 STEP_NAMES: tuple[str, ...] = tuple(step.name for step in STEPS)
 FIRST, LAST = STEP_NAMES[0], STEP_NAMES[-1]

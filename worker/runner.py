@@ -1,18 +1,22 @@
-"""The lifecycle of one step of one order, without Celery: cancel check, per-order lock, status, run, outcome.
+"""The lifecycle of one step of one order, without Celery: claim (lease), run, and what happens next.
 
-The task calls `run_step` and maps the returned Outcome to Celery: continue the chain, retry later, or cut the
-chain. Failures are recorded in the ledger here, with an operator's message that says what to do.
+A step run claims the order's lease (renewed while it works, gone within seconds if the worker dies), runs the
+step, and ends the run in the ledger in one script: next step, done, failed (with an operator's message), a
+short retry through the broker, or parked outside the broker until a time (long backoff, rate limit, daily
+quota, settle time) for the keeper to release. The task maps the returned Outcome to Celery.
 """
 from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, replace
 
-from redis.exceptions import LockError
+import redis
 
 from worker import pipeline
 from worker.keap import (
+    CredentialRevoked,
     KeapAuthError,
     KeapNotFound,
     KeapPermanentError,
@@ -20,8 +24,9 @@ from worker.keap import (
     KeapRateLimited,
     KeapTransientError,
 )
+from worker.ledger import Lease, LeaseLost
 from worker.settings import Settings
-from worker.steps.base import OrderRejected, StepContext
+from worker.steps.base import OrderRejected, Settle, StepContext
 from worker.throttle import LANE, QuotaWait
 
 log = logging.getLogger(__name__)
@@ -37,16 +42,29 @@ class Outcome:
 
 
 NEXT, STOP = Outcome("next"), Outcome("stop")
+REAUTH = "waiting for re-authorisation (keap-orders auth login)"
+REAUTH_WAIT_SECONDS = 86400.0  # looked at again daily; `auth login` releases the order sooner
+
+
+@dataclass(frozen=True)
+class _Wait:
+    seconds: float
+    reason: str
+    failures: int
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: str
+    kind: str
+
+
+_DONE, _LOST = "done", "lost"  # the step did its work; the lease was lost, so another run owns the order
 
 
 def backoff(failures: int, settings: Settings) -> float:
-    """Exponential backoff with full jitter, capped below the broker's visibility timeout.
-
-    A countdown longer than the visibility timeout makes Redis deliver the task a second time
-    (celery#2599, kombu#337), so the cap is kept at half of it.
-    """
-    cap = min(settings.retry_backoff_cap_seconds, settings.visibility_timeout_seconds / 2)
-    return random.uniform(0, min(cap, 2.0 * 2**failures))
+    """Exponential backoff with full jitter (long waits are parked outside the broker, so no visibility limit)."""
+    return random.uniform(0, min(settings.retry_backoff_cap_seconds, 2.0 * 2**failures))
 
 
 def refused(external_id: str, step: str, exc: KeapPermanentError) -> str:
@@ -60,66 +78,115 @@ def refused(external_id: str, step: str, exc: KeapPermanentError) -> str:
     return f"order {external_id}: {step}: Keap refused the request ({exc}); {todo} run `keap-orders retry {external_id}`"
 
 
-def run_step(ctx: StepContext, settings: Settings, step: str, external_id: str, *, failures: int = 0,
-             last: bool = True) -> Outcome:
-    """Run `step` of one order once. `last`: nothing follows it in this chain, so success finishes the order.
+def run_step(ctx: StepContext, settings: Settings, step: str, external_id: str, *, ticket: str | None = None,
+             failures: int = 0) -> Outcome:
+    """Run `step` of one order once. `ticket`: the sending of the order this chain message belongs to (None for a
+    step sent on its own, which never moves the order's status on success).
 
     Raises only for a bug (after recording it as the order's failure), so the task ends in Celery's FAILURE.
     """
-    state = ctx.ledger.get(external_id)
-    if state is not None and state.status == "cancelled":
-        log.info("order %s: cancelled, skipping %s", external_id, step)
-        return STOP
-    # One step of one order at a time: a second delivery of the same step waits here, then finds the first
-    # one's results in the ledger and makes no Keap call.
-    lock = ctx.ledger.lock(f"order:{external_id}", timeout=settings.visibility_timeout_seconds / 2, blocking=5)
-    if not lock.acquire():
+    ledger = ctx.ledger
+    token = uuid.uuid4().hex
+    verdict, status, lane = ledger.claim(external_id, step, token, settings.lease_seconds, ticket,
+                                         pipeline.STEP_NAMES)
+    if verdict == "busy":
+        # Another run of this order holds the lease: this delivery waits its turn, then finds the work done.
         return Outcome("retry", random.uniform(1, 5), failures)
+    if verdict != "ok":
+        log.info("order %s: %s not run (%s)", external_id, step, verdict)
+        return STOP
+    lease = Lease(ledger, f"order:{external_id}", settings.lease_seconds, token)
+    lease.keep()
+    lane_token = LANE.set(lane)
     try:
-        return _run_locked(ctx, settings, step, external_id, failures, last)
+        result = _run(replace(ctx, token=token), settings, step, external_id, failures)
+    except redis.RedisError as exc:
+        # Redis itself is out of reach: nothing can be recorded now. The lease runs out by itself; the delivery
+        # comes back (or the keeper re-sends the order) once Redis answers again.
+        log.warning("order %s: %s interrupted, Redis unreachable (%s)", external_id, step, type(exc).__name__)
+        return Outcome("retry", random.uniform(2, 5), failures)
+    except Exception as exc:
+        # A bug, not Keap: record it for the operator, then let Celery (and Sentry) see the traceback.
+        _end(ctx, settings, external_id, token, ticket, step,
+             _Failed(f"internal error in {step} ({type(exc).__name__}); see the worker log, fix the cause, then run "
+                     f"`keap-orders retry {external_id}`", "internal"))
+        raise
     finally:
-        try:
-            lock.release()
-        except LockError:  # expired while the step ran; the ledger still holds the truth
-            log.warning("order %s: step lock expired during %s", external_id, step)
+        LANE.reset(lane_token)
+        lease.release()
+    if result == _LOST:
+        log.warning("order %s: lease lost during %s; the order is left to its new holder", external_id, step)
+        return STOP
+    return _end(ctx, settings, external_id, token, ticket, step, result)
 
 
-def _run_locked(ctx: StepContext, settings: Settings, step: str, external_id: str, failures: int,
-                last: bool) -> Outcome:
-    ctx.ledger.start_step(external_id, step)
-    state = ctx.ledger.get(external_id)
-    lane = LANE.set(state.lane if state else "live")
+def _run(ctx: StepContext, settings: Settings, step: str, external_id: str,
+         failures: int) -> _Wait | _Failed | str:
     try:
         pipeline.step(step).run(ctx, external_id)
     except OrderRejected as exc:
-        return _fail(ctx, step, external_id, str(exc), "rejected")
+        return _Failed(str(exc), "rejected")
+    except CredentialRevoked:
+        # Nothing can succeed until someone authorises the app again; `auth login` releases the order at once.
+        return _Wait(REAUTH_WAIT_SECONDS, REAUTH, failures)
     except KeapPermanentError as exc:
-        return _fail(ctx, step, external_id, refused(external_id, step, exc), "keap")
-    except (QuotaWait, KeapRateLimited) as exc:
+        return _Failed(refused(external_id, step, exc), "keap")
+    except Settle as exc:
+        return _Wait(max(0.0, exc.until - ctx.ledger.now()), f"settling: {exc.reason}", failures)
+    except QuotaWait as exc:
         # Waiting for the limit is not a failure: it does not count against the retry budget.
-        wait = exc.seconds if isinstance(exc, QuotaWait) else (exc.retry_after or backoff(failures, settings))
-        if isinstance(exc, KeapQuotaExhausted):
-            log.warning("order %s: Keap daily quota exhausted", external_id)
-        return Outcome("retry", min(wait, settings.visibility_timeout_seconds / 2), failures)
+        if exc.daily:
+            return _Wait(exc.seconds + random.uniform(0, settings.quota_reset_spread_seconds), "daily quota", failures)
+        return _Wait(exc.seconds, "rate limit", failures)
+    except KeapQuotaExhausted as exc:
+        return _Wait((exc.retry_after or 0) + random.uniform(0, settings.quota_reset_spread_seconds), "daily quota",
+                     failures)
+    except KeapRateLimited as exc:
+        return _Wait(exc.retry_after or backoff(failures, settings), "rate limited by Keap", failures)
     except KeapTransientError as exc:
         if failures >= settings.max_retries:
-            return _fail(ctx, step, external_id, f"gave up after {failures + 1} attempts: {exc}; once Keap answers "
-                         f"again, run `keap-orders retry {external_id}`", "transient")
+            return _Failed(f"order {external_id}: {step}: gave up after {failures + 1} attempts: {exc}; once Keap "
+                           f"answers again, run `keap-orders retry {external_id}`", "transient")
         log.warning("order %s: %s failed (%s), retrying", external_id, step, type(exc).__name__)
-        return Outcome("retry", backoff(failures, settings), failures + 1)
-    except Exception as exc:
-        # A bug, not Keap: record it for the operator, then let Celery (and Sentry) see the traceback.
-        _fail(ctx, step, external_id, f"internal error {type(exc).__name__}: {exc}", "internal")
-        raise
-    finally:
-        LANE.reset(lane)
-    if last:
-        ctx.ledger.finish(external_id)
-        log.info("order %s: done", external_id)
-    return NEXT
+        return _Wait(backoff(failures, settings), f"retry after {type(exc).__name__}", failures + 1)
+    except TimeoutError:
+        return _Wait(random.uniform(1, 5), "waiting for a shared lease", failures)
+    except LeaseLost:
+        return _LOST
+    return _DONE
 
 
-def _fail(ctx: StepContext, step: str, external_id: str, error: str, kind: str) -> Outcome:
-    ctx.ledger.fail(external_id, step, error, kind)
-    log.error("order %s: failed at %s: %s", external_id, step, error)
-    return STOP  # the rest of this order's chain must not run on a failed step
+def _end(ctx: StepContext, settings: Settings, external_id: str, token: str, ticket: str | None, step: str,
+         result: _Wait | _Failed | str) -> Outcome:
+    ledger = ctx.ledger
+    stall = settings.queued_stall_seconds
+    if isinstance(result, _Failed):
+        ledger.end_run(external_id, token, ticket, "fail", result.error, step, result.kind)
+        log.error("order %s: failed at %s: %s", external_id, step, result.error)
+        return STOP  # the rest of this order's chain must not run on a failed step
+    if isinstance(result, _Wait):
+        if result.seconds <= settings.broker_retry_max_seconds or ticket is None:
+            # Short waits go through the broker (a countdown far below the visibility timeout); a step sent on
+            # its own has no chain to park, so it comes back through the broker too.
+            wait = min(result.seconds, settings.broker_retry_max_seconds)
+            if ticket is not None:
+                ledger.end_run(external_id, token, ticket, "retry", step, wait + stall)
+            else:
+                ledger.end_run(external_id, token, None, "release")
+            return Outcome("retry", wait, result.failures)
+        until = ledger.now() + result.seconds
+        ledger.end_run(external_id, token, ticket, "park", step, until, result.reason)
+        if result.reason == REAUTH:
+            ledger.hold(external_id, "reauth")
+        log.info("order %s: %s parked for %.0fs (%s)", external_id, step, result.seconds, result.reason)
+        return STOP
+    if ticket is None:
+        ledger.end_run(external_id, token, None, "single", step)
+        return STOP
+    if step == pipeline.LAST:
+        moved = ledger.end_run(external_id, token, ticket, "done")
+        if moved:
+            log.info("order %s: done", external_id)
+        return STOP
+    following = pipeline.STEP_NAMES[pipeline.STEP_NAMES.index(step) + 1]
+    return NEXT if ledger.end_run(external_id, token, ticket, "next", following, stall) else STOP

@@ -36,11 +36,49 @@ class Settings(BaseSettings):
     key_prefix: str = Field("keap-orders", description="Prefix of every Redis key the ledger and caches write.")
     live_queue: str = Field("keap.live", description="Queue of the live lane (served first).")
     backfill_queue: str = Field("keap.backfill", description="Queue of the backfill lane.")
+    require_persistent_redis: bool = Field(
+        True, description="Workers refuse to start on a Redis that keeps nothing on disk (the ledger is the record "
+        "of what was written to Keap). false only for a throwaway development Redis (the demo sets it).",
+    )
+    keeper_queue: str = Field("keap.keeper", description="Queue of the keeper's periodic task (Celery beat).")
     visibility_timeout_seconds: int = Field(
-        3600, description="Redis broker visibility timeout; retry countdowns stay below it."
+        300,
+        description="Redis broker visibility timeout: how soon a dead worker's unfinished message is delivered "
+        "again. Keep it above the longest step (a few Keap calls of KEAP_TIMEOUT_SECONDS each); long waits are "
+        "parked outside the broker, so it need not cover them.",
     )
     max_retries: int = Field(8, description="Retries of one step for transient errors before it fails.")
-    retry_backoff_cap_seconds: int = Field(600, description="Upper bound of one retry countdown.")
+    retry_backoff_cap_seconds: int = Field(600, description="Upper bound of one retry backoff.")
+    broker_retry_max_seconds: float = Field(
+        30, description="Waits up to this go through the broker as a countdown; longer ones are parked in Redis "
+        "and released by the keeper (a countdown near the visibility timeout would be delivered twice).",
+    )
+
+    # Exactly once and liveness
+    lease_seconds: float = Field(
+        15, description="Lease of a running step on its order (and of shared locks), renewed every third of it "
+        "while the worker lives: a dead worker's order is free again within this time.",
+    )
+    settle_seconds: float = Field(
+        120, description="After a write whose answer was lost, how long Keap may still apply it: nothing is "
+        "written again for that order before. Above Keap's gateway (Apigee) I/O timeout of 55 s.",
+    )
+    settle_checks: int = Field(
+        3, description="Lookups (a quarter of the settle time apart, then doubling) that must all miss a lost write, after the settle time, "
+        "before it is written again. Stored-card charges are never repeated on their own: an operator decides.",
+    )
+    queued_stall_seconds: float = Field(
+        300, description="A queued order whose step has not started within this is sent again by the keeper.",
+    )
+    max_redrives: int = Field(
+        5, description="Times the keeper sends a stalled order again (without progress in between) before it "
+        "marks the order failed.",
+    )
+    keeper_interval_seconds: float = Field(5, description="How often the keeper looks for due work.")
+    quota_reset_spread_seconds: float = Field(
+        300, description="Orders waiting for the daily quota are released over this many seconds after Keap's "
+        "reset, not all in its first second.",
+    )
 
     # Rate limit shared by all workers (per Keap credential and per Keap account)
     rate_limits: str = Field(
@@ -75,6 +113,27 @@ class Settings(BaseSettings):
 
     # Backfill
     backfill_window: int = Field(200, description="At most this many backfill orders in flight at once.")
+
+    # Reading store exports (producers/sources)
+    shopify_id_prefix: str = Field("shopify:", description="External id of a Shopify order: this + its number "
+                                   "(#1001 -> shopify:1001). `backfill --id-prefix` overrides it for one file.")
+    woocommerce_id_prefix: str = Field("woo:", description="External id of a WooCommerce order: this + its number.")
+    payment_method_map: str = Field(
+        "Shopify Payments=Credit Card (Manual);Credit card (Stripe)=Credit Card (Manual);stripe=Credit Card (Manual);"
+        "Cash on Delivery (COD)=Cash;Cash on delivery=Cash;cod=Cash;Check payments=Check;cheque=Check",
+        description="Store payment gateway -> Keap Manual Payment Type, ';'-separated 'Gateway=Type' pairs (gateway "
+        "names compared without case). A paid order whose gateway is neither here nor a Manual Payment Type is "
+        "reported with the gateway's name.",
+    )
+    missing_email_placeholder: str = Field(
+        "", description="Email for orders that have none (Shopify COD/phone orders), e.g. "
+        "'order-{external_id}@no-email.invalid' ({external_id} made email-safe). Empty: such orders are reported "
+        "as invalid rows and not imported.",
+    )
+    store_timezone: str = Field(
+        "", description="IANA time zone of the store (e.g. America/New_York) for exports whose times have no UTC "
+        "offset (WooCommerce plugin CSVs). Empty: such times are row errors.",
+    )
 
     sentry_dsn: SecretStr | None = Field(None, description="Sentry DSN; errors are reported without customer data.")
 

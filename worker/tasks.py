@@ -1,13 +1,16 @@
-"""The step tasks, one per step of worker/pipeline.py (named there, e.g. `keap.create_order`).
+"""The Celery tasks: one per step of worker/pipeline.py (named there, e.g. `keap.create_order`), and the keeper's.
 
-Thin: call the runner, then map its outcome to Celery — go on with the chain, retry later, or cut the chain.
+Thin: call the runner (or the keeper), then map its outcome to Celery — go on with the chain, retry after a
+countdown, or cut the chain.
 """
 from __future__ import annotations
 
+from functools import partial
+
 from celery import Task
 
-from worker import context, pipeline, runner
-from worker.app import app
+from worker import context, keeper, pipeline, runner
+from worker.app import app, send
 
 
 class StepTask(Task):
@@ -18,15 +21,22 @@ class StepTask(Task):
     max_retries = None
 
 
-def run_step_task(self: StepTask, external_id: str, failures: int = 0) -> None:
+def run_step_task(self: StepTask, external_id: str, ticket: str | None = None, failures: int = 0) -> None:
     step = pipeline.step_for_task(self.name)
     settings, ctx = context.current()
-    outcome = runner.run_step(ctx, settings, step.name, external_id, failures=failures, last=not self.request.chain)
+    outcome = runner.run_step(ctx, settings, step.name, external_id, ticket=ticket, failures=failures)
     if outcome.action == "retry":
-        raise self.retry(countdown=outcome.countdown, kwargs={"failures": outcome.failures})
+        raise self.retry(countdown=outcome.countdown, kwargs={"ticket": ticket, "failures": outcome.failures})
     if outcome.action == "stop":
         self.request.chain = None
 
 
 # One task per step, each under the name the pipeline gives it (keap.create_order, keap.add_items, ...).
 TASKS = {step.name: app.task(bind=True, base=StepTask, name=step.task)(run_step_task) for step in pipeline.STEPS}
+
+
+@app.task(name="keap.keeper", ignore_result=True)
+def keeper_task() -> None:
+    """One pass of the keeper (Celery beat sends it every KEEPER_INTERVAL_SECONDS)."""
+    settings, ctx = context.current()
+    keeper.tick(ctx.ledger, settings, partial(send, settings))

@@ -1,1 +1,87 @@
-"""Readers that turn store exports into validated orders."""
+"""Readers that turn store exports into validated orders, and the registry that finds a file's format from its
+content (the header row or the first JSON document), not from its name."""
+from __future__ import annotations
+
+import csv as stdlib_csv
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from producers.sources import csv, jsonl, shopify, woocommerce
+from producers.sources.base import CHUNK, Format, ReadOptions, SourceRow, count_records, open_text, read
+
+FORMATS: dict[str, Format] = {fmt.name: fmt for fmt in (
+    jsonl.FORMAT, csv.FORMAT, shopify.FORMAT, woocommerce.REST, woocommerce.AOE, woocommerce.WEBTOFFEE,
+    woocommerce.SKYVERGE, woocommerce.ANALYTICS,
+)}
+# Keys a WooCommerce REST order has and ours has not.
+_STORE_KEYS = {"line_items", "billing", "date_created", "order_key", "payment_method_title"}
+
+
+@dataclass(frozen=True)
+class Head:
+    """What detection looks at: the first JSON document (a dict) or the CSV header (stripped names)."""
+
+    json: dict | None = None
+    header: frozenset[str] | None = None
+
+    @property
+    def store_json(self) -> bool:
+        return self.json is not None and len(_STORE_KEYS & set(self.json)) >= 2
+
+
+def head_of(path: str | Path, options: ReadOptions | None = None) -> Head:
+    options = options or ReadOptions()
+    with open_text(path, options) as stream:
+        text = stream.read(CHUNK).lstrip("\ufeff \t\r\n")
+    if text[:1] in "[{" and text:
+        start = 1 if text[0] == "[" else 0
+        try:
+            value, _ = json.JSONDecoder(parse_float=Decimal).raw_decode(text[start:].lstrip())
+        except (ValueError, RecursionError):  # cut at CHUNK, or broken: still JSON, of no known kind
+            value = {}
+        return Head(json=value if isinstance(value, dict) else {})
+    first = text.split("\n", 1)[0]
+    delimiter = max(csv.DELIMITERS, key=first.count) if any(d in first for d in csv.DELIMITERS) else ","
+    try:
+        cells = next(stdlib_csv.reader([first], delimiter=delimiter), [])
+    except stdlib_csv.Error:
+        cells = []
+    return Head(header=frozenset(cell.strip().lstrip("\ufeff").strip() for cell in cells))
+
+
+def detect_format(path: str | Path, fmt: str | None = None, options: ReadOptions | None = None) -> str:
+    """The format named, or the one the file's content shows; by suffix when nothing matches (our CSV for .csv,
+    else our JSONL), so the reader then explains what is wrong with the file."""
+    if fmt:
+        if fmt not in FORMATS:
+            raise ValueError(f"format {fmt!r}: use one of {', '.join(FORMATS)}")
+        return fmt
+    head = head_of(path, options)
+    for name, candidate in FORMATS.items():
+        if candidate.detect(head):
+            return name
+    return "csv" if Path(path).suffix.lower() == ".csv" else "jsonl"
+
+
+def read_file(path: str | Path, fmt: str | None = None, options: ReadOptions | None = None) -> Iterator[SourceRow]:
+    options = options or ReadOptions()
+    return read(path, FORMATS[detect_format(path, fmt, options)], options)
+
+
+def count_orders(path: str | Path, fmt: str, options: ReadOptions | None = None) -> int:
+    """A cheap first pass so progress can show a total: exactly as many as the reader yields rows."""
+    return count_records(path, FORMATS[fmt], options or ReadOptions())
+
+
+def _reader(name: str) -> Callable[..., Iterator[SourceRow]]:
+    def reader(path: str | Path, options: ReadOptions | None = None, **_: Any) -> Iterator[SourceRow]:
+        return read(path, FORMATS[name], options or ReadOptions())
+
+    return reader
+
+
+READERS: dict[str, Callable[..., Iterator[SourceRow]]] = {name: _reader(name) for name in FORMATS}

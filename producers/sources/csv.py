@@ -1,6 +1,7 @@
-"""Stream orders from a CSV file (one row per line item), and write orders in the same layout.
+"""CSV files: the reading every CSV format shares (dialect sniffing, bounded records, per-row decoding errors,
+rows grouped into orders), and our own CSV layout (one row per line item), read and written.
 
-The file must be grouped by order: consecutive rows with the same `external_id` form one order; an
+Our layout must be grouped by order: consecutive rows with the same `external_id` form one order; an
 external_id that reappears after another order is an error row for the later group. Empty cell = not given.
 
 Columns (header row required, any order, all optional except `external_id`):
@@ -18,16 +19,19 @@ Columns (header row required, any order, all optional except `external_id`):
 from __future__ import annotations
 
 import csv  # the stdlib module: this file is producers.sources.csv, so absolute imports do not shadow it
-import hashlib
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import date
 from itertools import zip_longest
 from pathlib import Path
 from typing import Any, TextIO
 
-from producers.sources.jsonl import SourceRow, bad_record
-from worker.messages import EXTERNAL_ID_RE, FieldError, Order, OrderInvalid, parse_order
+from producers.sources.base import (
+    CHUNK, Format, Mapped, Problem, ReadOptions, Record, SourceRow, Unmappable, bounded_lines, oversize, read, undecodable,
+    with_options,
+)
+from worker.messages import FieldError, Order
 
 CUSTOM_FIELD_PREFIX = "cf:"
 ORDER_COLUMNS = ("external_id", "order_time", "title", "order_type", "notes", "promo_codes")
@@ -50,75 +54,203 @@ ADDRESS_COLUMNS = tuple(f"{kind}_{field}" for kind in ADDRESSES for field in ADD
 ORDER_LEVEL_COLUMNS = ORDER_COLUMNS + CUSTOMER_COLUMNS + ADDRESS_COLUMNS
 COLUMNS = ORDER_LEVEL_COLUMNS + tuple(column for part in LINE_PARTS.values() for column in part)
 _WHOLE = re.compile(r"^\d+$")
-_MALFORMED_HINT = "quote cells that contain commas; every row needs one cell per column"
-Row = tuple[int, "dict[str, str] | str"]  # (line, filled cells by column) or (line, why the record is not a row)
+_MAX_PROBLEMS = 20
+MALFORMED_HINT = "quote cells that contain commas; every row needs one cell per column"
 _BOOLEANS = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
 
 
-class _SeenIds:
-    """Constant-memory "did this external_id occur earlier?" for any file size.
+# --- reading any CSV ---------------------------------------------------------------------------------------------
 
-    A Bloom filter answers "no" for certain; a "maybe" is confirmed by rescanning the file up to the
-    current line, so a false positive never becomes a false error (after many real repeats, the file
-    is plainly not grouped and further hits are reported unconfirmed to stay fast).
-    """
+DELIMITERS = ",;\t|"
+_QUOTED = re.compile(r'"[^"]*"')
 
-    BITS = 1 << 26  # 8 MiB: under one false "maybe" expected per million orders
-    HASHES = 7
-    CONFIRM_LIMIT = 100
 
-    def __init__(self, path: str | Path, id_column: int):
-        self._bits = bytearray(self.BITS // 8)
-        self._path, self._id_column, self._confirmed = path, id_column, 0
+def sniff_delimiter(stream: TextIO) -> str:
+    """The delimiter that splits the header line into the most cells (Excel writes `;` in many locales); the
+    stream is rewound."""
+    head = stream.read(CHUNK)
+    stream.seek(0)
+    first = _QUOTED.sub("", head.split("\n", 1)[0])
+    counts = {delimiter: first.count(delimiter) for delimiter in DELIMITERS}
+    best = max(counts, key=lambda d: (counts[d], d == ","))
+    return best if counts[best] else ","
 
-    def earlier_line(self, external_id: str, line: int) -> int | None:
-        """The first line before `line` holding `external_id` (0 if unconfirmed), else None; remembers it."""
-        digest = hashlib.blake2b(external_id.encode(), digest_size=self.HASHES * 4).digest()
-        positions = [int.from_bytes(digest[i:i + 4], "big") % self.BITS for i in range(0, len(digest), 4)]
-        maybe = all(self._bits[p >> 3] & (1 << (p & 7)) for p in positions)
-        for p in positions:
-            self._bits[p >> 3] |= 1 << (p & 7)
-        if not maybe:
-            return None
-        if self._confirmed >= self.CONFIRM_LIMIT:
-            return 0
-        found = self._scan(external_id, line)
-        self._confirmed += found is not None
-        return found
 
-    def _scan(self, external_id: str, before: int) -> int | None:
-        with open(self._path, newline="", encoding="utf-8-sig") as stream:
-            for start, cells in _lines(csv.reader(stream)):
-                if start >= before:
-                    return None
-                if cells is None:
-                    return None
-                if start > 1 and len(cells) > self._id_column and cells[self._id_column].strip() == external_id:
-                    return start
+class _RecordLines:
+    """Physical lines for csv.reader, at most `limit` characters per record: the rest of a longer record is
+    skipped by counting quotes (so the next record starts where it really does) and the record is flagged."""
+
+    def __init__(self, stream: TextIO, limit: int, quote: str = '"'):
+        self._lines = bounded_lines(stream, limit, quote)
+        self.limit, self.quote = limit, quote
+        self.line = 0  # physical lines read
+        self.size = self.quotes = 0  # of the current record, as given to csv
+        self.problem: Problem | None = None
+
+    def start_record(self) -> None:
+        self.size = self.quotes = 0
+        self.problem = None
+
+    def __iter__(self) -> _RecordLines:
+        return self
+
+    def __next__(self) -> str:
+        text, dropped = next(self._lines)
+        self.line += 1
+        allowed = self.limit - self.size
+        self.size += len(text)
+        if dropped is None and self.size <= self.limit:
+            self.quotes += text.count(self.quote)
+            return text
+        self.problem = oversize(self.limit, "the row")
+        total = self.quotes + text.count(self.quote) + (dropped or 0)
+        while total % 2:  # still inside a quoted cell: the record goes on
+            more = next(self._lines, None)
+            if more is None:
+                break
+            self.line += 1
+            total += more[0].count(self.quote) + (more[1] or 0)
+        # csv gets what fits (so the row's first cells, such as its order's key, are still read), with the open
+        # quote closed, so it ends the record here and starts the next one afresh.
+        kept = text[:max(allowed, 0)].rstrip("\r\n")
+        return kept + (self.quote if (self.quotes + kept.count(self.quote)) % 2 else "") + "\n"
+
+
+@dataclass
+class TableRow:
+    line: int
+    cells: list[str] | None  # None: unreadable (too long, not CSV)
+    problem: Problem | None = None
+
+
+def table(stream: TextIO, options: ReadOptions) -> tuple[list[str], Iterator[TableRow]] | Problem | None:
+    """(header, rows) of a CSV stream, a Problem for an unreadable header, or None for an empty file."""
+    csv.field_size_limit(max(csv.field_size_limit(), options.max_record_chars + 2))
+    lines = _RecordLines(stream, options.max_record_chars)
+    reader = csv.reader(lines, delimiter=sniff_delimiter(stream), strict=False)
+    rows = _rows(reader, lines, stream.encoding, options.max_field_chars, header=None)
+    first = next(rows, None)
+    if first is None:
         return None
+    if first.problem or not first.cells:
+        return first.problem or Problem("the header row is empty", "the first row must name the columns")
+    header = [cell.strip().lstrip("\ufeff").strip() for cell in first.cells]
+    rows = _rows(reader, lines, stream.encoding, options.max_field_chars, header)
+    return header, rows
 
 
-def _lines(reader: Any) -> Iterator[tuple[int, list[str] | None]]:
-    """(first physical line, cells) of each record (quoted cells may span lines); cells None: not UTF-8."""
-    end = 0
-    try:
-        for cells in reader:
-            yield end + 1, cells
-            end = reader.line_num
-    except UnicodeDecodeError:
-        yield end + 1, None
+def _rows(reader, lines: _RecordLines, encoding: str, max_field: int, header: list[str] | None) -> Iterator[TableRow]:
+    while True:
+        lines.start_record()
+        start = lines.line + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield TableRow(start, None, Problem(f"not valid CSV ({exc})", "export the file again"))
+            continue
+        if not any(cell.strip() for cell in cells) and not lines.problem:
+            continue
+        problem = lines.problem or undecodable("\x1f".join(cells), encoding)
+        longest = max(range(len(cells)), key=lambda i: len(cells[i]), default=0)
+        if not problem and cells and len(cells[longest]) > max_field:
+            name = header[longest] if header and longest < len(header) else f"cell {longest + 1}"
+            problem = Problem(f"column {name!r} holds {len(cells[longest]):,} characters (at most {max_field:,})",
+                              "no order value is that long: check the file")
+        yield TableRow(start, cells, problem)
+        if header is None:
+            return
 
 
-def _header_problem(header: list[str]) -> str | None:
-    names = [name.strip() for name in header]
+@dataclass
+class RowGroup:
+    """Consecutive rows of one order: filled cells by column, and the problems of rows that belong to it."""
+
+    key: str
+    rows: list[tuple[int, dict[str, str]]] = field(default_factory=list)
+    problems: list[FieldError] = field(default_factory=list)
+    size: int = 0
+
+    @property
+    def line(self) -> int:
+        return self.rows[0][0] if self.rows else 0
+
+
+MAX_PROBLEMS = 20
+MALFORMED_HINT = "quote cells that contain commas; every row needs one cell per column"
+
+
+def grouped_records(stream: TextIO, options: ReadOptions, key_column: Callable[[list[str]], str | Problem]
+                    ) -> Iterator[Record]:
+    """Records of a CSV export with one or more rows per order: consecutive rows with the same key cell (the
+    column `key_column(header)` names) form one RowGroup; a header `key_column` refuses is one Problem."""
+    found = table(stream, options)
+    if found is None:
+        return
+    if isinstance(found, Problem):
+        yield Record(1, found)
+        return
+    header, rows = found
+    key = key_column(header)
+    if isinstance(key, Problem):
+        yield Record(1, key)
+        return
+    group: RowGroup | None = None
+    first_line = 0
+    for row in rows:
+        if row.cells is None:
+            yield Record(row.line, row.problem)
+            continue
+        cells = {name: cell.strip() for name, cell in zip(header, row.cells) if cell.strip()}
+        row_key = cells.get(key, "")
+        problem = row.problem
+        if problem is None and len(row.cells) != len(header):
+            problem = Problem(f"has {len(row.cells)} cells but the header has {len(header)}", MALFORMED_HINT)
+        if not row_key:
+            yield Record(row.line, problem or Problem(f"has no {key!r}", f"every row needs the order's {key!r}"))
+            continue
+        if group is None or row_key != group.key:
+            if group is not None:
+                yield Record(first_line, group)
+            group, first_line = RowGroup(row_key), row.line
+        if problem:
+            if len(group.problems) < MAX_PROBLEMS:  # an order's report stays readable (and memory bounded)
+                group.problems.append(FieldError(problem.field, f"line {row.line} {problem.message}", problem.hint))
+            continue
+        group.size += sum(map(len, cells.values()))
+        if group.size > options.max_record_chars:
+            if group.rows:
+                group.rows.clear()  # keep memory bounded: the order is reported, not imported
+                group.problems.append(FieldError("", oversize(options.max_record_chars, "the order's rows").message,
+                                                 "no order is that big: check the file"))
+            continue
+        group.rows.append((row.line, cells))
+    if group is not None:
+        yield Record(first_line, group)
+
+
+# --- our CSV layout -------------------------------------------------------------------------------------------------
+
+
+def _header_problem(header: list[str]) -> str | Problem:
+    names = header
     unknown = [n for n in names if n not in COLUMNS and not (n.startswith(CUSTOM_FIELD_PREFIX) and n[3:].strip())]
+    if len(unknown) > 5:
+        # Not a misspelt column or two: another kind of file. Listing our 49 columns would not help.
+        shown = ", ".join(repr(name[:40]) for name in unknown[:5])
+        return Problem(f"header: unknown column(s) {shown} and {len(unknown) - 5} more: neither keap-orders CSV nor a "
+                       "store export this tool recognises", "see `keap-orders backfill --help` for the formats read, "
+                       "and producers/sources/csv.py for keap-orders CSV columns")
     if unknown:
-        return f"unknown column(s) {', '.join(map(repr, unknown))}; allowed: {', '.join(COLUMNS)}, cf:<Label>"
+        shown = ", ".join(repr(name[:40]) for name in unknown)
+        return Problem(f"header: unknown column(s) {shown}; allowed: {', '.join(COLUMNS)}, cf:<Label>",
+                       "fix the header row, or give the file's --format if it is a store export")
     if "external_id" not in names:
-        return "no external_id column"
+        return Problem("header: no external_id column", "fix the header row")
     if len(set(names)) != len(names):
-        return "a column appears twice"
-    return None
+        return Problem("header: a column appears twice", "fix the header row")
+    return "external_id"
 
 
 def _value(column: str, cell: str) -> Any:
@@ -165,98 +297,41 @@ def _order_data(
     return data, problems, lines
 
 
-def _with_lines(error: FieldError, lines: dict[str, list[int]]) -> FieldError:
-    match = re.match(r"^(\w+)\[(\d+)\]", error.field)
-    if match and match.group(1) in lines and int(match.group(2)) < len(lines[match.group(1)]):
-        return FieldError(error.field, f"{error.message} [line {lines[match.group(1)][int(match.group(2))]}]", error.hint)
-    return error
+def _our_order(group: RowGroup, options: ReadOptions) -> dict:
+    if not group.rows:
+        raise Unmappable(group.problems)
+    order_columns = sorted({c for _, row in group.rows for c in row
+                            if c in ORDER_LEVEL_COLUMNS or c.startswith(CUSTOM_FIELD_PREFIX)})
+    data, mismatches, lines = _order_data(group.rows, order_columns)
+    data["external_id"] = _our_external_id(group, options)
+    mapped = Mapped(data, lines)
+    if group.problems or mismatches:
+        raise Unmappable(group.problems + mismatches, mapped)
+    return mapped
 
 
-def _group_row(
-    external_id: str, rows: list[Row], earlier: int | None, order_columns: list[str], today: date | None
-) -> SourceRow:
-    problems = [FieldError("", f"line {line} {row}", _MALFORMED_HINT) for line, row in rows if isinstance(row, str)]
-    if earlier is not None:
-        where = f" at line {earlier}" if earlier else ""
-        problems.insert(0, FieldError("external_id", f"already used by an earlier order{where}",
-                                      "group the file by order: all rows of an order must be consecutive"))
-    good = [(line, row) for line, row in rows if isinstance(row, dict)]
-    if good:
-        data, mismatches, lines = _order_data(good, order_columns)
-        problems += mismatches
-        try:
-            order = parse_order(data, today=today)
-        except OrderInvalid as exc:
-            problems += [_with_lines(error, lines) for error in exc.errors]
-        else:
-            if not problems:
-                return SourceRow(rows[0][0], order, None, order.external_id)
-    known_id = external_id if EXTERNAL_ID_RE.match(external_id) else None
-    return SourceRow(rows[0][0], None, OrderInvalid(known_id, problems), known_id)
+def _our_external_id(group: RowGroup, options: ReadOptions) -> str:
+    return f"{options.prefix('')}{group.key}"
 
 
-def read_csv(path: str | Path, *, today: date | None = None) -> Iterator[SourceRow]:
+def _is_our_csv(head: Any) -> bool:
+    return head.header is not None and "external_id" in head.header
+
+
+def _our_records(stream: TextIO, options: ReadOptions) -> Iterator[Record]:
+    return grouped_records(stream, options, _header_problem)
+
+
+FORMAT = Format("csv", "keap-orders CSV: one row per line item, columns as in producers/sources/csv.py",
+                _our_records, _our_order, _our_external_id, _is_our_csv)
+
+
+def read_csv(path: str | Path, *, today: date | None = None, options: ReadOptions | None = None) -> Iterator[SourceRow]:
     """Yield one SourceRow per order (group of consecutive rows), in file order, one order in memory at a time.
 
     A row with the wrong number of cells makes its order (by its external_id cell) an error row.
     """
-    with open(path, newline="", encoding="utf-8-sig") as stream:
-        records = _lines(csv.reader(stream))
-        line, header = next(records, (1, []))
-        if header == []:
-            return
-        problem = _header_problem(header) if header else None
-        if header is None or problem:
-            yield _not_utf8(line) if header is None else bad_record(1, f"header: {problem}", "fix the header row")
-            return
-        header = [name.strip() for name in header]
-        order_columns = [c for c in header if c in ORDER_LEVEL_COLUMNS or c.startswith(CUSTOM_FIELD_PREFIX)]
-        seen = _SeenIds(path, header.index("external_id"))
-        for group in _groups(records, header):
-            if isinstance(group, SourceRow):
-                yield group
-            else:
-                external_id, rows = group
-                earlier = seen.earlier_line(external_id, rows[0][0])
-                yield _group_row(external_id, rows, earlier, order_columns, today)
-
-
-def _groups(
-    records: Iterator[tuple[int, list[str] | None]], header: list[str]
-) -> Iterator[tuple[str, list[Row]] | SourceRow]:
-    """(external_id, consecutive rows with it), or an error row for a record that belongs to no order."""
-    id_index = header.index("external_id")
-    external_id, group = "", []
-    for line, cells in records:
-        if cells is None:
-            if group:
-                yield external_id, group
-            yield _not_utf8(line)
-            return
-        if not "".join(cells).strip():
-            continue
-        row_id = cells[id_index].strip() if len(cells) > id_index else None
-        if group and row_id != external_id:
-            yield external_id, group
-            group = []
-        if len(cells) == len(header):
-            # Only the filled cells: exports have many columns and most are empty on most rows.
-            group.append((line, {name: cell.strip() for name, cell in zip(header, cells) if cell}))
-            external_id = row_id
-            continue
-        malformed = f"has {len(cells)} cells but the header has {len(header)}"
-        if row_id is None:
-            yield bad_record(line, malformed, _MALFORMED_HINT)
-            continue
-        group.append((line, malformed))
-        external_id = row_id
-    if group:
-        yield external_id, group
-
-
-def _not_utf8(line: int) -> SourceRow:
-    # The decoder reads ahead in blocks, so the bad byte is somewhere at or after this line.
-    return bad_record(line, "the file is not UTF-8 text from about this line on", "re-export the file as UTF-8")
+    return read(path, FORMAT, with_options(options, today))
 
 
 def _row_cells(order: dict, labels: Iterable[str]) -> dict[str, Any]:
@@ -285,6 +360,6 @@ def write_csv(orders: Iterable[Order], stream: TextIO, *, custom_field_labels: I
         for parts in zip_longest(*(data[part] for part in LINE_PARTS)):
             cells = dict(order_cells)
             for part, entry in zip(LINE_PARTS, parts):
-                for column, field in LINE_PARTS[part].items():
-                    cells[column] = (entry or {}).get(field)
+                for column, name in LINE_PARTS[part].items():
+                    cells[column] = (entry or {}).get(name)
             writer.writerow({k: ("true" if v is True else "false" if v is False else v) for k, v in cells.items()})

@@ -1,12 +1,15 @@
 """End-to-end fixtures: the sandbox over HTTP, a real in-process Celery worker on real Redis, own queues/keys."""
 from __future__ import annotations
 
+import threading
 import time
 import uuid
+from contextlib import contextmanager
 
 import pytest
 
 from tests.conftest import REDIS_URL, SANDBOX_KEY, conformance_spec, spec_problems
+from worker.ledger import ACTIVE
 
 # This run's own key prefix and queues on the shared Redis; the CLI tests pass the same values as environment.
 RUN = f"test-{uuid.uuid4().hex[:8]}"
@@ -19,6 +22,12 @@ ENV = {
     "RATE_LIMITS": "off",
     "MAX_RETRIES": "5",
     "RETRY_BACKOFF_CAP_SECONDS": "2",
+    # Seconds instead of minutes, so waits for lost answers and stalled orders fit in a test.
+    "SETTLE_SECONDS": "2",
+    "LEASE_SECONDS": "3",
+    "QUEUED_STALL_SECONDS": "20",
+    "BROKER_RETRY_MAX_SECONDS": "2",
+    "KEEPER_INTERVAL_SECONDS": "0.5",
 }
 
 
@@ -60,7 +69,8 @@ def worker(settings, redis_client):
     _, ctx = context.current()
     with start_worker(app, pool="threads", concurrency=4, perform_ping_check=False,
                       queues=[settings.live_queue, settings.backfill_queue], shutdown_timeout=30, loglevel="WARNING"):
-        yield ctx
+        with keeper_thread(settings, ctx):
+            yield ctx
     for key in redis_client.scan_iter(f"*{RUN}*", count=1000):
         redis_client.delete(key)
 
@@ -77,12 +87,36 @@ def ext():
     return f"t-{uuid.uuid4().hex[:12]}"
 
 
+@contextmanager
+def keeper_thread(settings, ctx):
+    """The keeper's pass every KEEPER_INTERVAL_SECONDS, as Celery beat runs it in production."""
+    from functools import partial
+
+    from worker import keeper
+    from worker.app import send
+
+    stop = threading.Event()
+
+    def loop():
+        while not stop.wait(settings.keeper_interval_seconds):
+            keeper.tick(ctx.ledger, settings, partial(send, settings))
+
+    thread = threading.Thread(target=loop, name="keeper", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(10)
+
+
 def wait_until_finished(ledger, external_ids, timeout=90.0):
     ids = list(external_ids)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         statuses = ledger.statuses(ids)
-        if all(s not in ("queued", "running") for s in statuses.values()):
+        # A step sent on its own for a done or failed order leaves the status as it is until it finishes.
+        if all(s not in ACTIVE for s in statuses.values()) and not any(ledger.get(i).single for i in ids):
             return statuses
         time.sleep(0.1)
     raise AssertionError(f"orders still in flight after {timeout}s: {ledger.statuses(ids)}")

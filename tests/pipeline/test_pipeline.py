@@ -41,7 +41,7 @@ def typical_order(ext: str, email: str | None = None, **overrides) -> dict:
 
 
 def keap_orders(ctx, ext):
-    field = ctx.ledger.cache_get("order-fields", ctx.external_id_label)
+    field = ctx.ledger.cache_get("orders-fields", ctx.external_id_label)
     assert field, "the external id custom field was never resolved"
     return ctx.keap.orders.find_by_custom_field(json.loads(field)["field_name"], ext)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from producers.sources import csv as csv_source
+from producers.sources.base import SeenIds
 from producers.sources.csv import read_csv, write_csv
 from worker.messages import parse_order
 
@@ -67,11 +68,12 @@ def test_reappearing_external_id_is_an_error_for_the_later_group(tmp_path):
     assert [r.order is not None for r in rows] == [True, True, False]
     assert rows[2].external_id == "o-1" and rows[2].line == 4
     assert str(rows[2].error) == ("order o-1: external_id: already used by an earlier order at line 2; "
-                                  "group the file by order: all rows of an order must be consecutive")
+                                  "each order may appear once in a file: keep the rows of an order together and "
+                                  "remove repeated orders")
 
 
 def test_bloom_false_positives_are_confirmed_before_reporting(tmp_path, monkeypatch):
-    monkeypatch.setattr(csv_source._SeenIds, "BITS", 8)  # every id collides: each lookup is a "maybe"
+    monkeypatch.setattr(SeenIds, "BITS", 8)  # every id collides: each lookup is a "maybe"
     path = write(tmp_path, [row(f"o-{n}", **ORDER, sku="X", unit_price="1") for n in range(5)]
                  + [row("o-2", **ORDER, sku="X", unit_price="1")])
     rows = list(read_csv(path, today=TODAY))
@@ -80,7 +82,7 @@ def test_bloom_false_positives_are_confirmed_before_reporting(tmp_path, monkeypa
 
 
 def test_after_many_repeats_hits_are_reported_unconfirmed(tmp_path, monkeypatch):
-    monkeypatch.setattr(csv_source._SeenIds, "CONFIRM_LIMIT", 0)
+    monkeypatch.setattr(SeenIds, "CONFIRM_LIMIT", 0)
     path = write(tmp_path, [row("o-1", **ORDER, sku="X", unit_price="1"), row("o-2", **ORDER, sku="X", unit_price="1"),
                             row("o-1", **ORDER, sku="X", unit_price="1")])
     assert "already used by an earlier order;" in str(list(read_csv(path, today=TODAY))[2].error)
@@ -146,7 +148,7 @@ def test_not_utf8_is_reported(tmp_path):
     path = tmp_path / "latin1.csv"
     path.write_bytes("external_id,order_time,email,sku,unit_price\n".encode() + b"o-1,x,Jos\xe9@example.com,X,1\n")
     (result,) = read_csv(path, today=TODAY)
-    assert result.order is None and "not UTF-8" in str(result.error)
+    assert result.order is None and "line 2 not valid UTF-8 text (byte 0xE9" in str(result.error)
 
 
 def test_empty_file_has_no_rows(tmp_path):

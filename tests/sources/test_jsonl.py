@@ -57,7 +57,7 @@ def test_bom_crlf_and_non_utf8(tmp_path):
     rows = list(read_jsonl(path, today=TODAY))
     assert [(r.line, r.external_id, r.order is not None) for r in rows] == [(1, "b-1", True), (2, None, False),
                                                                            (3, "b-2", True)]
-    assert "not UTF-8 text" in str(rows[1].error)
+    assert "not valid UTF-8 text (byte 0xFF at character 1)" in str(rows[1].error)
 
 
 def test_today_reaches_the_validation(tmp_path):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 def test_each_lane_has_its_own_route():
     # Two queues on one (exchange, routing key) would each get a copy of every message on the Redis transport.
-    from worker.app import app
+    from worker.app import celery_config
+    from worker.settings import Settings
 
-    queues = list(app.amqp.queues.values())
-    assert len(queues) == 2
-    assert len({(q.exchange.name, q.routing_key) for q in queues}) == 2
+    queues = celery_config(Settings())["task_queues"]
+    assert len(queues) == 3  # live, backfill, keeper
+    assert len({(q.exchange.name, q.routing_key) for q in queues}) == 3
 
 
 def test_worker_takes_live_work_first_and_acks_late():

@@ -1,52 +1,94 @@
-"""The ledger against a real Redis: registration guard, results, intents, status index."""
+"""The ledger against a real Redis: registration, step runs under a lease, fenced intents, the keeper's index."""
 from __future__ import annotations
 
-from worker.ledger import Ledger
+import time
+
+import pytest
+
+from worker.ledger import Lease, LeaseLost, Ledger
+
+STEPS = ("create_order", "add_items", "record_payment")
 
 
-def test_register_refuses_active_or_done_orders_unless_forced(redis_client, key_prefix):
-    ledger = Ledger(redis_client, key_prefix)
-    assert ledger.register("o-1", {"external_id": "o-1"}, "live") == (True, None)
-    assert ledger.register("o-1", {"external_id": "o-1"}, "live") == (False, "queued")
-    ledger.finish("o-1")
-    assert ledger.register("o-1", {"external_id": "o-1"}, "live") == (False, "done")
-    assert ledger.register("o-1", {"external_id": "o-1"}, "backfill", force=True) == (True, "done")
-    assert ledger.get("o-1").lane == "backfill"
+@pytest.fixture
+def ledger(redis_client, key_prefix):
+    return Ledger(redis_client, key_prefix)
 
 
-def test_failed_order_can_be_registered_again_and_keeps_its_results(redis_client, key_prefix):
-    ledger = Ledger(redis_client, key_prefix)
-    ledger.register("o-2", {"v": 1}, "live")
-    ledger.start_step("o-2", "record_payment")
+def register(ledger, ext, **kw):
+    return ledger.register(ext, {"external_id": ext}, kw.pop("lane", "live"), first_step="create_order", **kw)
+
+
+def test_register_refuses_active_done_and_cancelled_orders(ledger):
+    ok, old, step, ticket = register(ledger, "o-1")
+    assert (ok, old, step) == (True, None, "create_order") and ticket
+    assert register(ledger, "o-1")[:2] == (False, "queued")
+    assert ledger.claim("o-1", "create_order", "t1", 5, ticket, STEPS)[0] == "ok"
+    assert ledger.end_run("o-1", "t1", ticket, "done")
+    assert register(ledger, "o-1")[:2] == (False, "done")
+    assert register(ledger, "o-1", lane="backfill", force=True)[:2] == (True, "done")
+    assert ledger.cancel("o-1") == "queued"
+    assert register(ledger, "o-1", force=True)[:2] == (False, "cancelled")  # cancelled is final
+
+
+def test_failed_order_resumes_at_its_failed_step_and_keeps_its_results(ledger):
+    _, _, _, ticket = register(ledger, "o-2")
+    ledger.claim("o-2", "create_order", "t", 5, ticket, STEPS)
     ledger.record("o-2", {"order_id": "42"})
-    ledger.fail("o-2", "record_payment", "Keap refused the payment", "rejected")
+    ledger.end_run("o-2", "t", ticket, "fail", "Keap refused the payment", "record_payment", "rejected")
     state = ledger.get("o-2")
     assert (state.status, state.error_step, state.error_kind) == ("failed", "record_payment", "rejected")
-
-    assert ledger.register("o-2", {"v": 2}, "live") == (True, "failed")
+    ok, old, step, _ = register(ledger, "o-2")
+    assert (ok, old, step) == (True, "failed", "record_payment")
     state = ledger.get("o-2")
-    assert state.status == "queued" and state.error is None and state.error_step is None
-    assert state.results == {"order_id": "42"} and state.message == {"v": 2}
+    assert state.status == "queued" and state.error is None and state.results == {"order_id": "42"}
 
 
-def test_intent_is_cleared_by_the_result(redis_client, key_prefix):
-    ledger = Ledger(redis_client, key_prefix)
-    ledger.register("o-3", {}, "live")
-    ledger.mark_intent("o-3", "payment:ch_1")
-    assert "payment:ch_1" in ledger.get("o-3").intents
-    ledger.record("o-3", {"payment:ch_1": "7"})
-    state = ledger.get("o-3")
+def test_messages_of_an_earlier_sending_or_an_earlier_step_are_stale(ledger):
+    _, _, _, first = register(ledger, "o-3")
+    _, _, _, second = register(ledger, "o-3", force=True)
+    assert ledger.claim("o-3", "create_order", "a", 5, first, STEPS)[0] == "stale"
+    assert ledger.claim("o-3", "create_order", "a", 5, second, STEPS)[0] == "ok"
+    assert ledger.claim("o-3", "create_order", "b", 5, second, STEPS)[0] == "busy"  # one run at a time
+    assert ledger.end_run("o-3", "a", second, "next", "add_items", 60)
+    assert ledger.claim("o-3", "create_order", "c", 5, second, STEPS)[0] == "stale"  # a redelivered earlier step
+    assert ledger.claim("o-3", "add_items", "c", 5, second, STEPS)[0] == "ok"
+
+
+def test_intents_are_written_only_under_the_lease(ledger):
+    _, _, _, ticket = register(ledger, "o-4")
+    ledger.claim("o-4", "record_payment", "mine", 5, ticket, STEPS)
+    ledger.mark_intent("o-4", "payment:ch_1", "mine")
+    intent = ledger.get("o-4").intents["payment:ch_1"]
+    assert abs(intent.at - ledger.now()) < 2 and intent.checks == 0
+    assert ledger.note_check("o-4", "payment:ch_1") == 1
+    with pytest.raises(LeaseLost):
+        ledger.mark_intent("o-4", "payment:ch_2", "someone-else")
+    ledger.record("o-4", {"payment:ch_1": "7"})
+    state = ledger.get("o-4")
     assert state.intents == {} and state.results == {"payment:ch_1": "7"}
 
 
-def test_status_index_follows_every_move(redis_client, key_prefix):
-    ledger = Ledger(redis_client, key_prefix)
-    for ext in ("a", "b", "c"):
-        ledger.register(ext, {}, "backfill")
-    ledger.start_step("a", "create_order")
-    ledger.finish("a")
+def test_status_index_and_watch_follow_every_move(ledger):
+    tickets = {ext: register(ledger, ext, lane="backfill")[3] for ext in ("a", "b", "c")}
+    ledger.claim("a", "create_order", "t", 5, tickets["a"], STEPS)
+    ledger.end_run("a", "t", tickets["a"], "done")
     ledger.fail("b", "create_order", "x", "keap")
-    assert (ledger.count("queued"), ledger.count("running"), ledger.count("done"), ledger.count("failed")) == (1, 0, 1, 1)
-    assert ledger.ids_with_status("failed") == ["b"]
-    assert ledger.statuses(["a", "b", "c", "zzz"]) == {"a": "done", "b": "failed", "c": "queued", "zzz": None}
-    assert ledger.get("a").attempts == 1
+    ledger.claim("c", "create_order", "t", 5, tickets["c"], STEPS)
+    ledger.end_run("c", "t", tickets["c"], "park", "create_order", ledger.now() + 60, "daily quota")
+    counts = {s: ledger.count(s) for s in ("queued", "running", "waiting", "done", "failed")}
+    assert counts == {"queued": 0, "running": 0, "waiting": 1, "done": 1, "failed": 1}
+    assert [ext for ext, _ in ledger.watched()] == ["c"]  # only what is active is watched
+    assert ledger.get("c").parked_reason == "daily quota"
+
+
+def test_a_lease_is_renewed_while_held_and_gone_soon_after_its_holder(ledger):
+    lease = Lease(ledger, "thing", 0.6)
+    assert lease.acquire()
+    time.sleep(1.5)  # more than twice its lifetime: only renewal keeps it
+    assert not Lease(ledger, "thing", 0.6).acquire(wait=0)
+    lease._stop.set()  # the holder dies: nobody renews
+    time.sleep(0.8)
+    other = Lease(ledger, "thing", 0.6)
+    assert other.acquire(wait=0)
+    other.release()

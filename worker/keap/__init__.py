@@ -2,6 +2,7 @@
 from worker.keap.auth import ApiKeyAuth, BearerAuth, exchange_code, refresh_token
 from worker.keap.client import KeapClient
 from worker.keap.errors import (
+    CredentialRevoked,
     KeapAuthError,
     KeapError,
     KeapNotFound,
@@ -17,7 +18,7 @@ from worker.keap.quota import RateLimits
 from worker.keap.wire import build_filter, money
 
 __all__ = [
-    "ApiKeyAuth", "BearerAuth", "KeapAuthError", "KeapClient", "KeapError", "KeapNotFound", "KeapOutcomeUnknown",
+    "ApiKeyAuth", "BearerAuth", "CredentialRevoked", "KeapAuthError", "KeapClient", "KeapError", "KeapNotFound", "KeapOutcomeUnknown",
     "KeapPermanentError", "KeapQuotaExhausted", "KeapRateLimited", "KeapTransientError", "KeapValidationError",
     "RateLimits", "build_filter", "error_from_response", "exchange_code", "money", "refresh_token",
 ]

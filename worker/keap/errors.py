@@ -7,6 +7,7 @@
     │   └── KeapOutcomeUnknown       a write may have been applied: reconcile before writing again
     └── KeapPermanentError           do not retry as is
         ├── KeapAuthError            401/403, refused OAuth grant
+        │   └── CredentialRevoked    the OAuth grant is dead: the fleet pauses until `keap-orders auth login`
         ├── KeapNotFound             404
         └── KeapValidationError      400/409/422, Keap's message verbatim
 """
@@ -65,6 +66,11 @@ class KeapAuthError(KeapPermanentError):
     pass
 
 
+class CredentialRevoked(KeapAuthError):
+    """Keap refused the OAuth grant (invalid_grant): no request can succeed until someone authorises the app
+    again (`keap-orders auth login`). Every worker waits instead of failing orders."""
+
+
 class KeapNotFound(KeapPermanentError):
     pass
 
@@ -86,7 +92,7 @@ def error_from_response(status: int, body: Any, limits: RateLimits | None, *, me
             return KeapQuotaExhausted(
                 f"Keap daily API quota exhausted ({where}){detail}; nothing will succeed before "
                 f"{resets_at:%Y-%m-%d %H:%M} UTC: park the work until then",
-                resets_at=resets_at, **kwargs)
+                resets_at=resets_at, retry_after=limits.seconds_until(resets_at), **kwargs)
         retry_after = _throttle_wait(limits)
         return KeapRateLimited(f"Keap rate limit hit ({where}){detail}; retry in {retry_after:g} s",
                                retry_after=retry_after, **kwargs)
@@ -150,7 +156,7 @@ def _quota_reset(limits: RateLimits) -> datetime:
     if limits.quota_resets_at is not None:
         return limits.quota_resets_at
     # Keap documents the daily quotas as resetting at 00:00 UTC.
-    now = datetime.now(timezone.utc)
+    now = limits.server_time or datetime.now(timezone.utc)
     return (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
 
 

@@ -37,6 +37,7 @@ class RateLimits:
     tenant_quota_window_seconds: int | None = None
     tenant_quota_resets_at: datetime | None = None
     retry_after_seconds: float | None = None  # from a Retry-After header, if Keap ever sends one
+    server_time: datetime | None = None  # Keap's clock (the Date header): reset times are measured against it
 
     @property
     def quota_exhausted(self) -> bool:
@@ -64,7 +65,12 @@ class RateLimits:
                 fields[f"{prefix}{kind}_window_seconds"] = _window(h.get(base + "time-unit"), h.get(base + "interval"))
         fields["spike_limit"] = _spike(h.get("x-keap-product-spike-limit"))
         fields["tenant_id"] = h.get("x-keap-tenant-id") or None
+        fields["server_time"] = _http_date(h.get("date"))
         return cls(**fields)
+
+    def seconds_until(self, moment: datetime) -> float:
+        """Seconds from Keap's clock (ours if it sent no Date) to `moment`: a reset time is Keap's, not ours."""
+        return max(0.0, (moment - (self.server_time or datetime.now(timezone.utc))).total_seconds())
 
 
 def _int(value: str | None) -> int | None:
@@ -100,6 +106,16 @@ def _spike(value: str | None) -> float | None:
         return None
     rate = float(match.group(1))
     return rate / 60 if (match.group(2) or "").lower() == "pm" else rate
+
+
+def _http_date(value: str | None) -> datetime | None:
+    try:
+        when = parsedate_to_datetime(value) if value else None
+    except (TypeError, ValueError):
+        return None
+    if when is not None and when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when
 
 
 def _retry_after(value: str | None, now: datetime | None) -> float | None:

@@ -1,4 +1,4 @@
-"""Keap subscriptions: create (Keap refuses duplicates unless allow_duplicate), read, find, invoice."""
+"""Keap subscriptions: create (Keap refuses duplicates unless allow_duplicate), read, find, invoice, custom fields."""
 from __future__ import annotations
 
 from typing import Any
@@ -24,3 +24,11 @@ class Subscriptions(Resource):
         """Invoice every due cycle; returns the most recent invoiced order, None when Keap returns nothing."""
         return self._client.request("POST", _SUBSCRIPTION + ":invoice",
                                     path_params={"subscription_id": subscription_id}) or None
+
+    def get_model(self) -> dict:
+        """The subscription model: custom field definitions (id for writing, field_name for filtering)."""
+        return self._client.request("GET", "/v2/subscriptions/model")
+
+    def create_custom_field(self, label: str, field_type: str = "TEXT") -> dict:
+        return self._client.request("POST", "/v2/subscriptions/model/customFields",
+                                    json={"label": label, "field_type": field_type})

@@ -1,12 +1,23 @@
-"""What every step shares: its injected dependencies, the business-rejection error, loading the order."""
+"""What every step shares: its dependencies, the errors it raises, loading the order, and `write_once`.
+
+`write_once` is the exactly-once rule for a write Keap has no idempotency key for: record the intent before the
+write; after an unanswered write, wait until it can no longer land (the settle time), then look for it several
+times, and write again only when none of those lookups found it.
+"""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import date
+from typing import Callable
 
-from worker.keap import KeapClient
+from worker.keap import KeapClient, KeapError, KeapOutcomeUnknown
 from worker.ledger import Ledger, OrderState
 from worker.messages import Order, OrderInvalid, parse_order
+
+log = logging.getLogger(__name__)
+
+Results = dict[str, str]
 
 
 class OrderRejected(Exception):
@@ -16,6 +27,15 @@ class OrderRejected(Exception):
     """
 
 
+class Settle(Exception):
+    """Nothing may be written for this order before `until` (Redis time): an earlier write may still land."""
+
+    def __init__(self, until: float, reason: str):
+        super().__init__(reason)
+        self.until = until
+        self.reason = reason
+
+
 @dataclass
 class StepContext:
     keap: KeapClient
@@ -23,6 +43,11 @@ class StepContext:
     external_id_label: str = "External Order ID"
     # Custom field labels missing from Keap's order model are created as TEXT fields when True.
     create_missing_custom_fields: bool = True
+    # After an unanswered write: how long Keap may still apply it, and how many lookups must miss it after that.
+    settle_seconds: float = 120.0
+    settle_checks: int = 3
+    lease_seconds: float = 15.0
+    token: str | None = None  # the lease token of the step run: intents are written only while it holds
 
 
 def load(ctx: StepContext, external_id: str) -> tuple[OrderState, Order]:
@@ -48,3 +73,50 @@ def keap_order_id(state: OrderState) -> str:
             f"(`keap-orders retry {state.external_id}`)"
         )
     return state.results["order_id"]
+
+
+def write_once(ctx: StepContext, state: OrderState, what: str, *, find: Callable[[], Results | None],
+               write: Callable[[], Results], unproven: str | None = None) -> Results:
+    """Do the write named `what` exactly once and return what it recorded (`what` among the results).
+
+    `find()` looks for the write in Keap (exact matches only; it raises OrderRejected on an ambiguous match) and
+    returns the results to record, or None. `unproven`: if set, a write whose absence the lookups could not
+    prove is not repeated; the order fails with this operator message instead (stored-card charges).
+    """
+    if what in state.results:
+        return {what: state.results[what]}
+    intent = state.intents.get(what)
+    if intent is not None:
+        now = ctx.ledger.now()
+        if now < intent.at + ctx.settle_seconds:
+            raise Settle(intent.at + ctx.settle_seconds, f"an earlier {what} write may still land in Keap")
+        found = find()
+        if found is not None:
+            log.info("order %s: %s found in Keap after an unanswered write", state.external_id, what)
+            return _record(ctx, state, found)
+        checks = ctx.ledger.note_check(state.external_id, what)
+        if checks < ctx.settle_checks:
+            # One empty lookup is not proof: look again later, further apart each time.
+            raise Settle(now + ctx.settle_seconds / 4 * 2 ** (checks - 1),
+                         f"{what}: lookup {checks} of {ctx.settle_checks} found nothing")
+        if unproven:
+            raise OrderRejected(unproven)
+        log.warning("order %s: %s not in Keap after %d lookups over %.0fs; writing it again", state.external_id,
+                    what, checks, now - intent.at)
+    ctx.ledger.mark_intent(state.external_id, what, ctx.token)
+    try:
+        results = write()
+    except KeapOutcomeUnknown:
+        raise  # the intent stays: the next attempt reconciles
+    except (KeapError, OrderRejected):
+        ctx.ledger.clear_intent(state.external_id, what)  # Keap answered: the write was not applied
+        raise
+    return _record(ctx, state, results)
+
+
+def _record(ctx: StepContext, state: OrderState, results: Results) -> Results:
+    ctx.ledger.record(state.external_id, results)
+    state.results.update(results)
+    for name in results:
+        state.intents.pop(name, None)
+    return results

@@ -1,47 +1,100 @@
-"""Step 1: resolve contact, products and custom fields, then create the whole order in one Keap call."""
+"""Step 1: resolve contact, products and custom fields, create the whole order in one Keap call, check its total."""
 from __future__ import annotations
 
 import logging
+from decimal import Decimal
 
+from worker.keap import money
+from worker.ledger import OrderState
 from worker.messages import Order
 from worker.steps import payloads, resolve
-from worker.steps.base import StepContext, load
+from worker.steps.base import OrderRejected, Results, StepContext, load, write_once
 
 log = logging.getLogger(__name__)
 
 
 def run(ctx: StepContext, external_id: str) -> None:
     state, order = load(ctx, external_id)
-    if "order_id" in state.results:
+    if "order_id" not in state.results:
+        contact_id = state.results.get("contact_id") or resolve.contact_id(ctx, order)
+        product_ids = resolve.product_ids(ctx, order)
+        fields = resolve.order_fields(ctx, order, [ctx.external_id_label, *order.custom_fields])
+        id_field = fields[ctx.external_id_label]
+        if "contact_id" not in state.results:
+            ctx.ledger.record(external_id, {"contact_id": contact_id})
+        values = payloads.custom_field_values(
+            {label: meta["id"] for label, meta in fields.items()},
+            {ctx.external_id_label: external_id, **order.custom_fields},
+        )
+        body = payloads.order_body(order, contact_id, product_ids, values)
+        write_once(ctx, state, "order_id",
+                   find=lambda: _find(ctx, order, id_field, contact_id),
+                   write=lambda: _created(order, ctx.keap.orders.create(body)))
+        log.info("order %s: Keap order %s", external_id, state.results["order_id"])
+    check_total(ctx, state, order)
+
+
+def check_total(ctx: StepContext, state: OrderState, order: Order) -> None:
+    """Keap computes an order's total itself (its handling of discounts, promo codes and tax on API orders is
+    not documented): never go on, and never pay, while Keap's total differs from the order's."""
+    recorded = state.results.get("keap_total")
+    if recorded is None or Decimal(recorded) == order.total:
         return
-    contact_id = state.results.get("contact_id") or resolve.contact_id(ctx, order)
-    product_ids = resolve.product_ids(ctx, order)
-    fields = resolve.order_fields(ctx, order, [ctx.external_id_label, *order.custom_fields])
-    id_field = fields[ctx.external_id_label]
-
-    if "order_id" in state.intents:
-        # An earlier attempt sent the create and never heard back: the order may exist. Keap has no
-        # idempotency key, so look for our external id before writing again.
-        existing = ctx.keap.orders.find_by_custom_field(id_field["field_name"], external_id)
-        if existing:
-            log.info("order %s: found order %s from an earlier attempt", external_id, existing[0]["id"])
-            ctx.ledger.record(external_id, {"contact_id": contact_id, **_created(order, existing[0])})
-            return
-
-    values = payloads.custom_field_values(
-        {label: meta["id"] for label, meta in fields.items()},
-        {ctx.external_id_label: external_id, **order.custom_fields},
-    )
-    ctx.ledger.record(external_id, {"contact_id": contact_id})
-    ctx.ledger.mark_intent(external_id, "order_id")
-    created = ctx.keap.orders.create(payloads.order_body(order, contact_id, product_ids, values))
-    ctx.ledger.record(external_id, _created(order, created))
-    log.info("order %s: created Keap order %s", external_id, created["id"])
+    # Read it again: the operator may have corrected the Keap order since the mismatch was found.
+    current = money(ctx.keap.orders.get(state.results["order_id"])["total"])
+    ctx.ledger.record(state.external_id, {"keap_total": str(current)})
+    state.results["keap_total"] = str(current)
+    if current != order.total:
+        raise OrderRejected(
+            f"order {order.external_id}: Keap computed the order total as {current}, the order says {order.total} "
+            f"(Keap order {state.results['order_id']}); no payment was recorded. Compare the discounts, promo codes "
+            f"and tax lines of the order with the Keap order, correct one of them, then run "
+            f"`keap-orders retry {order.external_id}`"
+        )
 
 
-def _created(order: Order, keap_order: dict) -> dict[str, str]:
+def orders_with_external_id(ctx: StepContext, id_field: dict[str, str], external_id: str) -> list[dict]:
+    """The Keap orders whose external-id field holds exactly `external_id`. Keap's text filter ignores case, so
+    every candidate's value is compared here."""
+    exact = []
+    for candidate in ctx.keap.orders.find_by_custom_field(id_field["field_name"], external_id):
+        full = candidate if "custom_fields" in candidate else ctx.keap.orders.get(candidate["id"])
+        if any(str(cf.get("id")) == str(id_field["id"]) and cf.get("content") == external_id
+               for cf in full.get("custom_fields") or []):
+            exact.append(full)
+    return exact
+
+
+def _find(ctx: StepContext, order: Order, id_field: dict[str, str], contact_id: str) -> Results | None:
+    """The Keap order carrying exactly this external id, or None; two of them, or one of another customer, stop
+    the order."""
+    exact = orders_with_external_id(ctx, id_field, order.external_id)
+    if not exact:
+        return None
+    if len(exact) > 1:
+        ids = ", ".join(str(o["id"]) for o in exact)
+        raise OrderRejected(
+            f"order {order.external_id}: Keap has {len(exact)} orders with this external id ({ids}); keep one, "
+            f"delete the others in Keap, then run `keap-orders retry {order.external_id}`"
+        )
+    found = exact[0]
+    owner = str((found.get("contact") or {}).get("id") or found.get("contact_id") or "")
+    if owner and owner != contact_id:
+        raise OrderRejected(
+            f"order {order.external_id}: Keap order {found['id']} carries this external id but belongs to another "
+            f"contact ({owner}, not {contact_id}); check which store order it is, then run "
+            f"`keap-orders retry {order.external_id}`"
+        )
+    if "order_items" not in found:
+        found = ctx.keap.orders.get(found["id"])
+    return _created(order, found)
+
+
+def _created(order: Order, keap_order: dict) -> Results:
     """Everything the create wrote inline, so add_items and set_custom_fields have nothing left to do."""
     results = {"order_id": str(keap_order["id"])}
+    if keap_order.get("total"):
+        results["keap_total"] = str(money(keap_order["total"]))
     keap_items = keap_order.get("order_items") or []
     for i in range(len(order.items)):
         results[f"item:{i}"] = str(keap_items[i]["id"]) if i < len(keap_items) and keap_items[i].get("id") else "inline"

@@ -57,12 +57,15 @@ def contact_body(customer: Customer) -> dict[str, Any]:
 
 
 def _contact_address(addr: Address, field: str) -> dict[str, Any]:
+    # Keap v2 deprecates `region` for writes in favour of `region_code` (ISO 3166-2); a region that is none of the
+    # country's subdivisions can only go as the deprecated text.
     return {
         "field": field,
         "line1": addr.line1,
         "line2": addr.line2,
         "locality": addr.locality,
-        "region": addr.region,
+        "region_code": addr.region_code,
+        "region": None if addr.region_code else addr.region,
         "postal_code": addr.postal_code,
         "country_code": addr.country_code,
     }
@@ -79,7 +82,8 @@ def shipping_address(customer: Customer) -> dict[str, Any] | None:
         "line1": addr.line1,
         "line2": addr.line2,
         "locality": addr.locality,
-        "region": addr.region,
+        # An order's AddressInformation has only `region`; Keap filters orders by `shipping_region_code` (ISO 3166-2).
+        "region": addr.region_code or addr.region,
         "zip_code": addr.postal_code,
         "country_code": addr.country_code,
     }

@@ -1,4 +1,4 @@
-"""Find the Keap ids an order refers to: contact, products (with plans), order custom fields.
+"""Find the Keap ids an order refers to: contact, products (with plans), order and subscription custom fields.
 
 Results are cached in Redis for every worker, so a returning customer or a known SKU costs no Keap call.
 Cache keys for contacts are hashes of the email, so no customer data appears in Redis key names.
@@ -12,7 +12,8 @@ from typing import Any, Iterable
 
 from worker.messages import Order
 from worker.steps import payloads
-from worker.steps.base import OrderRejected, StepContext
+from worker.keap import KeapError, KeapOutcomeUnknown
+from worker.steps.base import OrderRejected, Settle, StepContext
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ def contact_id(ctx: StepContext, order: Order) -> str:
     if cached:
         return cached
     # One worker at a time per customer, so two orders of a new customer don't both create it.
-    with ctx.ledger.lock(f"contact:{key}"):
+    with ctx.ledger.lease(f"contact:{key}", ctx.lease_seconds, wait=ctx.lease_seconds * 2):
         cached = ctx.ledger.cache_get("contacts", key)
         if cached:
             return cached
@@ -121,15 +122,22 @@ def problems(ctx: StepContext, order: Order, payment_types: set[str],
 
 
 def order_fields(ctx: StepContext, order: Order, labels: Iterable[str]) -> dict[str, dict[str, str]]:
-    """label -> {"id", "field_name"} of order custom fields; missing ones are created (under a lock)."""
+    """label -> {"id", "field_name"} of order custom fields; missing ones are created."""
+    return custom_fields(ctx, order, "orders", labels)
+
+
+def custom_fields(ctx: StepContext, order: Order, model: str, labels: Iterable[str]) -> dict[str, dict[str, str]]:
+    """label -> {"id", "field_name"} of the custom fields of Keap's `model` ("orders" or "subscriptions");
+    missing ones are created, one worker at a time, and only once (a field created twice would split values)."""
     labels = list(dict.fromkeys(labels))
-    found = _cached_fields(ctx, labels)
-    missing = [label for label in labels if label not in found]
-    if not missing:
+    found = _cached_fields(ctx, model, labels)
+    if len(found) == len(labels):
         return found
-    with ctx.ledger.lock("order-custom-fields"):
-        _refresh_fields(ctx)
-        found = _cached_fields(ctx, labels)
+    resource = getattr(ctx.keap, model)
+    with ctx.ledger.lease(f"{model}-custom-fields", ctx.lease_seconds, wait=ctx.lease_seconds * 2):
+        for meta in resource.get_model().get("custom_fields") or []:
+            _cache_field(ctx, model, meta)
+        found = _cached_fields(ctx, model, labels)
         for label in (label for label in labels if label not in found):
             if label != ctx.external_id_label and not ctx.create_missing_custom_fields:
                 raise OrderRejected(
@@ -137,28 +145,43 @@ def order_fields(ctx: StepContext, order: Order, labels: Iterable[str]) -> dict[
                     f"create it in Keap (or set CREATE_MISSING_CUSTOM_FIELDS=true), then run "
                     f"`keap-orders retry {order.external_id}`"
                 )
-            created = ctx.keap.orders.create_custom_field(label, "TEXT")
-            log.info("created order custom field %s (%s)", created.get("id"), created.get("field_name"))
-            _cache_field(ctx, created)
-            found[label] = {"id": str(created["id"]), "field_name": created["field_name"]}
+            found[label] = _create_field(ctx, model, resource, label)
     return found
 
 
-def _cached_fields(ctx: StepContext, labels: list[str]) -> dict[str, dict[str, str]]:
+def _create_field(ctx: StepContext, model: str, resource, label: str) -> dict[str, str]:
+    # Keap has no idempotency key here either: after an unanswered create, wait out the settle time, then the
+    # refreshed model above shows the field if it landed.
+    intents = f"{model}-field-intents"
+    sent_at = ctx.ledger.cache_get(intents, label)
+    now = ctx.ledger.now()
+    if sent_at and now < float(sent_at) + ctx.settle_seconds:
+        raise Settle(float(sent_at) + ctx.settle_seconds, f"an earlier creation of the {model} custom field may "
+                                                          "still land in Keap")
+    ctx.ledger.cache_set(intents, label, repr(now))
+    try:
+        created = resource.create_custom_field(label, "TEXT")
+    except KeapOutcomeUnknown:
+        raise
+    except KeapError:
+        ctx.ledger.cache_delete(intents, label)
+        raise
+    ctx.ledger.cache_delete(intents, label)
+    log.info("created %s custom field %s (%s)", model, created.get("id"), created.get("field_name"))
+    _cache_field(ctx, model, created)
+    return {"id": str(created["id"]), "field_name": created["field_name"]}
+
+
+def _cached_fields(ctx: StepContext, model: str, labels: list[str]) -> dict[str, dict[str, str]]:
     out = {}
     for label in labels:
-        raw = ctx.ledger.cache_get("order-fields", label)
+        raw = ctx.ledger.cache_get(f"{model}-fields", label)
         if raw:
             out[label] = json.loads(raw)
     return out
 
 
-def _refresh_fields(ctx: StepContext) -> None:
-    for meta in ctx.keap.orders.get_model().get("custom_fields") or []:
-        _cache_field(ctx, meta)
-
-
-def _cache_field(ctx: StepContext, meta: dict[str, Any]) -> None:
+def _cache_field(ctx: StepContext, model: str, meta: dict[str, Any]) -> None:
     ctx.ledger.cache_set(
-        "order-fields", meta["label"], json.dumps({"id": str(meta["id"]), "field_name": meta["field_name"]})
+        f"{model}-fields", meta["label"], json.dumps({"id": str(meta["id"]), "field_name": meta["field_name"]})
     )

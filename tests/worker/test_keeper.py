@@ -1,0 +1,101 @@
+"""The keeper's decisions against a real Redis, with the sending recorded instead of put on a broker."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from worker import keeper
+from worker.ledger import Ledger
+from worker.settings import Settings
+
+STEPS = ("create_order", "add_items", "record_payment")
+
+
+@pytest.fixture
+def ledger(redis_client, key_prefix):
+    return Ledger(redis_client, key_prefix)
+
+
+@pytest.fixture
+def settings():
+    return Settings(queued_stall_seconds=0.2, lease_seconds=1, max_redrives=2)
+
+
+class Sent(list):
+    def __call__(self, external_id, lane, step, ticket):
+        self.append((external_id, lane, step, ticket))
+
+
+def queued(ledger, ext, stall=0.2):
+    return ledger.register(ext, {"external_id": ext}, "backfill", first_step="create_order", start_within=stall)[3]
+
+
+def test_a_parked_order_is_released_when_its_time_comes_with_a_new_ticket(ledger, settings):
+    ticket = queued(ledger, "k-1")
+    ledger.claim("k-1", "create_order", "t", 1, ticket, STEPS)
+    ledger.end_run("k-1", "t", ticket, "next", "add_items", 60)
+    ledger.claim("k-1", "add_items", "t", 1, ticket, STEPS)
+    ledger.end_run("k-1", "t", ticket, "park", "add_items", ledger.now() + 0.3, "daily quota")
+    sent = Sent()
+    assert keeper.tick(ledger, settings, sent) == {} and sent == []  # not yet
+    time.sleep(0.4)
+    assert keeper.tick(ledger, settings, sent) == {"released": 1}
+    [(ext, lane, step, new_ticket)] = sent
+    assert (ext, lane, step) == ("k-1", "backfill", "add_items") and new_ticket not in (None, ticket)
+    state = ledger.get("k-1")
+    assert state.status == "queued" and state.ticket == new_ticket and state.redrives == 0
+
+
+def test_a_dead_workers_order_is_sent_again_and_a_live_one_left_alone(ledger, settings):
+    dead, alive = queued(ledger, "k-2"), queued(ledger, "k-3")
+    ledger.claim("k-2", "create_order", "gone", 0.2, dead, STEPS)  # its lease lasts 0.2 s and is never renewed
+    ledger.claim("k-3", "create_order", "busy", 30, alive, STEPS)
+    ledger.watch_at("k-3", 0)
+    time.sleep(5.5)  # the running deadline is the lease plus a 5 s margin
+    sent = Sent()
+    assert keeper.tick(ledger, settings, sent) == {"redriven": 1, "working": 1}
+    assert [s[:3] for s in sent] == [("k-2", "backfill", "create_order")]
+    assert ledger.get("k-2").redrives == 1 and ledger.get("k-3").status == "running"
+
+
+def test_an_order_that_never_starts_is_sent_again_then_failed_with_what_to_do(ledger, settings):
+    queued(ledger, "k-4")
+    sent = Sent()
+    for _ in range(3):
+        time.sleep(0.3)
+        keeper.tick(ledger, settings, sent)
+    assert len(sent) == 2
+    state = ledger.get("k-4")
+    assert state.status == "failed" and state.error_kind == "stalled"
+    assert "no progress after 2 re-sends" in state.error and "keap-orders retry k-4" in state.error
+    assert ledger.watched() == []
+
+
+def test_finished_orders_leave_the_watch_and_pending_single_steps_are_seen_through(ledger, settings):
+    ticket = queued(ledger, "k-5")
+    ledger.claim("k-5", "create_order", "t", 1, ticket, STEPS)
+    ledger.end_run("k-5", "t", ticket, "done")
+    ledger.watch_single("k-5", "record_payment", 0.1)
+    queued(ledger, "k-6")
+    ledger.cancel("k-6")
+    ledger.watch_at("k-6", 0)
+    time.sleep(0.2)
+    sent = Sent()
+    assert keeper.tick(ledger, settings, sent) == {"redriven": 1, "forgotten": 1}
+    assert sent == [("k-5", "backfill", "record_payment", None)]  # a single step, no chain
+    assert ledger.get("k-5").status == "done"
+
+
+def test_two_keepers_at_once_send_each_due_order_once(ledger, settings):
+    for i in range(40):
+        queued(ledger, f"k-m{i}")
+    time.sleep(0.3)
+    sent = Sent()
+    threads = [threading.Thread(target=keeper.tick, args=(ledger, settings, sent)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(s[0] for s in sent) == sorted(f"k-m{i}" for i in range(40))

@@ -1,0 +1,70 @@
+"""The keeper: the part of the system that watches the clock. One pass (`tick`) every few seconds from Celery beat.
+
+It releases parked orders whose time has come (retries with a long wait, rate-limit waits, the daily quota, settle
+times) and sends again orders that stopped moving: a queued order whose message never started, a running order
+whose worker died (its lease ran out). Each pass reads only the orders that are due (a sorted set by time), so
+its cost follows the work that is due, never the size of the ledger. Two keepers at once are safe: taking a due
+order is atomic, and a re-sent order gets a new ticket that makes its older messages stale.
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Protocol
+
+from worker.ledger import Due, Ledger
+from worker.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Send(Protocol):
+    def __call__(self, external_id: str, lane: str, step: str, ticket: str | None) -> None:
+        """Send the chain from `step` with `ticket`, or the single `step` on its own when ticket is None."""
+
+
+def tick(ledger: Ledger, settings: Settings, send: Send, limit: int = 500) -> Counter:
+    """One pass; returns what it did per kind (released, redriven, failed, working, forgotten)."""
+    done: Counter = Counter()
+    for external_id in ledger.due(limit):
+        due = ledger.take_due(external_id, look_again_in=settings.queued_stall_seconds)
+        if due is not None:
+            done[_handle(ledger, settings, send, due)] += 1
+    if done:
+        log.info("keeper: %s", ", ".join(f"{kind} {n}" for kind, n in sorted(done.items())))
+    return done
+
+
+def _handle(ledger: Ledger, settings: Settings, send: Send, due: Due) -> str:
+    ext, stall = due.external_id, settings.queued_stall_seconds
+    if due.status in ("done", "failed") and due.single:
+        step, ticket_of = due.single, lambda ticket: None  # a step sent on its own for a finished order
+    elif due.status in ("queued", "running", "waiting"):
+        step, ticket_of = due.step, lambda ticket: ticket
+    else:
+        ledger.forget_watch(ext)  # finished or cancelled: nothing to watch
+        return "forgotten"
+    if due.status == "waiting" and due.parked_until is not None:
+        if due.parked_until > due.now:
+            ledger.watch_at(ext, due.parked_until)
+            return "waiting"
+        ticket = ledger.resend(ext, due.status, stall, redrive=False)
+        if ticket:
+            send(ext, due.lane, step, ticket_of(ticket))
+            log.info("order %s: released %s (%s)", ext, step, due.parked_reason)
+        return "released"
+    if due.lease_alive:
+        ledger.watch_at(ext, due.now + settings.lease_seconds)  # slow but alive: look again later
+        return "working"
+    if due.redrives >= settings.max_redrives:
+        ledger.fail(ext, step, f"order {ext}: {step} made no progress after {due.redrives} re-sends (each time its "
+                               f"worker died or its message was lost); check that workers consume the "
+                               f"{due.lane} lane and stay up, then run `keap-orders retry {ext}`", "stalled")
+        log.error("order %s: failed at %s: stalled after %d re-sends", ext, step, due.redrives)
+        return "failed"
+    ticket = ledger.resend(ext, due.status, stall, redrive=True)
+    if ticket:
+        send(ext, due.lane, step, ticket_of(ticket))
+        log.warning("order %s: %s stalled (%s), sent again", ext, step,
+                    "worker gone" if due.status == "running" else "message never started")
+    return "redriven"
