@@ -68,9 +68,9 @@ def _take_slots(prefix: str, seconds: float, queue) -> None:
 
 
 def test_processes_sharing_the_limit_never_exceed_any_window(key_prefix):
-    queue = multiprocessing.get_context("fork").Queue()
-    procs = [multiprocessing.get_context("fork").Process(target=_take_slots, args=(key_prefix, 2.0, queue),
-                                                         name=f"taker-{i}") for i in range(4)]
+    spawn = multiprocessing.get_context("spawn")  # fork would copy the threads other tests left running
+    queue = spawn.Queue()
+    procs = [spawn.Process(target=_take_slots, args=(key_prefix, 2.0, queue), name=f"taker-{i}") for i in range(4)]
     for p in procs:
         p.start()
     results = [queue.get(timeout=30) for _ in procs]

@@ -37,7 +37,7 @@ def test_worker_processes_stay_within_the_sandboxs_limit(key_prefix):
     # A wider send margin than the default keeps this test steady on a loaded machine; bench/throttle.py
     # measures the default.
     with Sandbox(limits="10/s,600/min", latency_ms=[20, 60]) as sb:
-        ctx = multiprocessing.get_context("fork")
+        ctx = multiprocessing.get_context("spawn")  # fork would copy the threads other tests left running
         queue = ctx.Queue()
         procs = [ctx.Process(target=_calls, args=(sb.base_url, key_prefix, "10/s,600/min", 6, queue))
                  for _ in range(4)]
