@@ -1,9 +1,8 @@
 """The shared throttle against Celery's per-worker `rate_limit`, side by side, on the same backfill.
 
 Each run: a sandbox (its own process, real-time priority where allowed: see `sandbox`) limited to R calls/s and
-60·R/min, answering in 50–150 ms; two `celery worker`
-subprocess commands of 4 prefork processes each (8 processes, the first also runs the keeper); a backfill of
-generated orders, 40 in flight, and meanwhile one live order a second. The measurement ends when the backfill is
+60·R/min, answering in 50–150 ms; two `celery worker` subprocess commands of 4 prefork processes each (8 processes,
+the first also runs the keeper); a backfill of generated orders, 40 in flight, and meanwhile one live order a second. The measurement ends when the backfill is
 done or after --max-seconds; utilisation is the sandbox's accepted calls over R × (its first call to the end).
 The baseline switches the shared throttle off (RATE_LIMITS=off, ACCOUNT_RATE_LIMITS=off) and puts Celery's
 `rate_limit` on every step task instead: the limit split over the worker commands and the ~3 calls of an order.
