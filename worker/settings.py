@@ -101,8 +101,8 @@ class Settings(BaseSettings):
     )
     throttle_send_margin_ms: float = Field(
         20.0, ge=0, description="How late a call may reach Keap after its slot: calls are spaced so N of them span "
-        "the window plus this margin. Half covers this process's delay before the socket write (later calls move "
-        "the schedule), half the way to Keap.",
+        "the window plus this margin. A quarter covers this process's delay before the send (later calls move "
+        "the schedule), the rest the way to Keap.",
     )
 
     manual_payment_types: str = Field(

@@ -12,12 +12,15 @@ import math
 import re
 import time
 import uuid
+from collections import deque
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 
 import redis
 import requests
+import urllib3
+from requests.adapters import HTTPAdapter
 
 from worker.keap.errors import KeapQuotaExhausted, error_from_response
 from worker.keap.quota import RateLimits
@@ -258,22 +261,17 @@ class Reservation:
 
 
 class RedisClock:
-    """Redis server time as seen from this process: the offset of the local wall clock, estimated from the
-    round trips with the shortest delay (as NTP does), so a slot in Redis time becomes a local due time."""
+    """Redis server time as seen from this process: the offset of the local wall clock, taken from the recent
+    round trip with the shortest delay (as NTP does), so a slot in Redis time becomes a local due time."""
 
-    def __init__(self) -> None:
-        self.offset = 0.0  # local wall time minus Redis time, seconds
-        self._error = float("inf")  # half the round trip the offset came from
-        self._at = 0.0
+    def __init__(self, samples: int = 32) -> None:
+        self._samples: deque[tuple[float, float]] = deque(maxlen=samples)  # (half the round trip, offset)
 
     def update(self, sent: float, received: float, redis_ms: float) -> None:
-        error = (received - sent) / 2
-        # A better sample wins; an old one ages (clocks drift), so a slower recent sample replaces it in time.
-        if error <= self._error + (received - self._at) * 1e-4:
-            self.offset, self._error, self._at = (sent + received) / 2 - redis_ms / 1000, error, received
+        self._samples.append(((received - sent) / 2, (sent + received) / 2 - redis_ms / 1000))
 
     def local(self, redis_ms: float) -> float:
-        return redis_ms / 1000 + self.offset
+        return redis_ms / 1000 + min(self._samples)[1]
 
 
 @dataclass(frozen=True)
@@ -345,11 +343,12 @@ class Throttle:
         while True:
             sent = time.time()
             r = self.reserve(lane)
-            self.clock.update(sent, time.time(), r.now_ms)
+            received = time.time()
+            self.clock.update(sent, received, r.now_ms)
             if r.granted:
-                # Due by the slot's Redis time, not by "now + wait": a reply that took long to arrive here
-                # already used part of the wait.
-                due = self.clock.local(r.slot_ms)
+                # Due at the slot's Redis time, which lies between "sent + wait" and "received + wait": a reply
+                # that took long to arrive here has already used part of the wait.
+                due = min(max(self.clock.local(r.slot_ms), sent + r.wait), received + r.wait)
                 time.sleep(max(0.0, due - time.time()))
                 return Permit(r.slot_ms, due)
             if r.daily or time.monotonic() + r.wait > deadline:
@@ -369,9 +368,9 @@ class Throttle:
         st = self.stats
         st.sends += 1
         st.late_max_ms = max(st.late_max_ms, late_ms)
-        # Half the margin is for this process's own delay (scheduling, GC) before the socket write; the other
-        # half for the way to Keap. A call later than that moves the slots after it.
-        push = max(0.0, late_ms - self.send_margin_ms / 2)
+        # A quarter of the margin is for this process's own delay (scheduling, GC) before the send, the rest for
+        # the way to Keap. A call later than that moves the slots after it (rare: it costs what it moves).
+        push = max(0.0, late_ms - self.send_margin_ms / 4)
         st.pushed += push > 0
         if limits is None and status != 429 and not push:
             return 0
@@ -469,27 +468,83 @@ def _pause(scopes: list[Scope], limits: RateLimits | None, status: int) -> tuple
     return ({} if logged else {kind: (error.retry_after or 60.0, None)}), False
 
 
+class _Send:
+    """One request on its way: the throttle it needs a slot from and, once taken, the slot and how late it left."""
+
+    def __init__(self, throttle: Throttle) -> None:
+        self.throttle = throttle
+        self.permit: Permit | None = None
+        self.late_ms = 0.0
+        self.taken = False
+
+    def take(self) -> None:
+        if not self.taken:
+            self.taken = True
+            self.permit = self.throttle.acquire()
+            if self.permit is not None:
+                self.late_ms = (time.time() - self.permit.due) * 1000
+
+
+_SENDING: ContextVar[_Send | None] = ContextVar("keap_orders_sending", default=None)
+
+
+class _TakesSlot:
+    """A urllib3 connection that takes the call's slot once it is connected, right before writing the request:
+    neither waiting for a pooled connection nor a TCP or TLS handshake lies between the slot and the wire."""
+
+    def request(self, method, url, body=None, headers=None, **kwargs):
+        sending = _SENDING.get()
+        if sending is not None and not sending.taken:
+            if self.sock is None:
+                self.connect()
+            sending.take()
+        return super().request(method, url, body=body, headers=headers, **kwargs)
+
+
+class _HTTPConnection(_TakesSlot, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_TakesSlot, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
 class ThrottledSession(requests.Session):
     """A requests.Session that sends each request in its own slot of the shared limit and reports every
     answer's x-keap-* headers back to it.
 
-    The slot is taken in `send`, after the request is prepared, so nothing but the socket write lies between
-    the slot and the wire."""
+    The slot is taken by the connection right before the request is written (see _TakesSlot), on every adapter
+    mounted (KeapClient mounts its own, with connect retries)."""
 
     def __init__(self, throttle: Throttle):
-        super().__init__()
         self.throttle = throttle
+        super().__init__()
+
+    def mount(self, prefix: str, adapter) -> None:
+        if isinstance(adapter, HTTPAdapter):
+            adapter.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+        super().mount(prefix, adapter)
 
     def send(self, request, **kwargs):
-        permit = self.throttle.acquire()
-        if permit is None:
-            return super().send(request, **kwargs)
-        late_ms = (time.time() - permit.due) * 1000
-        response = super().send(request, **kwargs)
+        sending = _Send(self.throttle)
+        token = _SENDING.set(sending)
         try:
-            self.throttle.observe(RateLimits.from_headers(response.headers), response.status_code, permit.slot_ms,
-                                  late_ms=late_ms)
-        except redis.RedisError as exc:
-            # The call itself went through; a lost correction only makes the next ones less exact.
-            log.warning("could not record Keap's rate-limit headers: %s", exc)
+            response = super().send(request, **kwargs)
+        finally:
+            _SENDING.reset(token)
+        if sending.permit is not None:
+            try:
+                self.throttle.observe(RateLimits.from_headers(response.headers), response.status_code,
+                                      sending.permit.slot_ms, late_ms=sending.late_ms)
+            except redis.RedisError as exc:
+                # The call itself went through; a lost correction only makes the next ones less exact.
+                log.warning("could not record Keap's rate-limit headers: %s", exc)
         return response
