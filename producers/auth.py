@@ -9,11 +9,11 @@ import html
 import secrets
 import threading
 import time
-from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from producers.console import when
 from worker.keap.tokens import OAuthTokens, TokenPair
 from worker.ledger import Ledger
 from worker.settings import Settings
@@ -144,19 +144,3 @@ def status_lines(shown: dict[str, Any], waiting: int) -> list[str]:
                  "`keap-orders auth login`" if paused else "paused: no")
     lines.append(f"orders waiting for re-authorisation: {waiting}")
     return lines
-
-
-def when(moment: float, now: float) -> str:
-    stamp = datetime.fromtimestamp(moment, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    delta = moment - now
-    return f"{stamp} ({_span(delta)} from now)" if delta >= 0 else f"{stamp} ({_span(-delta)} ago)"
-
-
-def _span(seconds: float) -> str:
-    s = int(seconds)
-    days, hours, minutes = s // 86400, s % 86400 // 3600, s % 3600 // 60
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes}m"
-    return f"{minutes}m {s % 60}s" if minutes else f"{s}s"

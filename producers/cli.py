@@ -242,6 +242,7 @@ def auth_login(listen, timeout) -> None:
     python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"
     """
     from producers import auth as flow
+    from producers.console import when
     from worker.keap import KeapError
 
     settings = _settings()
@@ -269,7 +270,7 @@ def auth_login(listen, timeout) -> None:
     except TimeoutError:
         raise click.ClickException("a token refresh is under way and did not finish; try again") from None
     click.echo(f"authorised: tokens stored (encrypted); the access token expires "
-               f"{flow.when(pair.expires_at, pair.refreshed_at)}")
+               f"{when(pair.expires_at, pair.refreshed_at)}")
     click.echo(f"resumed {released} order(s) that were waiting for re-authorisation")
 
 
@@ -286,14 +287,14 @@ def auth_status() -> None:
 @auth.command("refresh")
 def auth_refresh() -> None:
     """Refresh the tokens now (the workers do it by themselves ahead of expiry)."""
-    from producers import auth as flow
+    from producers.console import when
     from worker.keap import KeapError
 
     try:
         pair = _tokens().refresh()
     except KeapError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"refreshed: the access token expires {flow.when(pair.expires_at, pair.refreshed_at)}")
+    click.echo(f"refreshed: the access token expires {when(pair.expires_at, pair.refreshed_at)}")
 
 
 @auth.command("logout")

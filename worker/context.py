@@ -119,7 +119,8 @@ def current_tokens() -> OAuthTokens | None:
     global _tokens
     settings, ctx = current()
     if _tokens is None or _tokens[0] is not settings:
-        _tokens = (settings, oauth_tokens(settings, ctx.ledger.redis))
+        # An API key takes precedence (see credential()): then the workers use no OAuth tokens to keep fresh.
+        _tokens = (settings, None if settings.keap_api_key else oauth_tokens(settings, ctx.ledger.redis))
     return _tokens[1]
 
 

@@ -61,7 +61,7 @@ class SentryCapture:
 
 
 @pytest.fixture
-def fleet(key_prefix, redis_client, settings):
+def fleet(key_prefix, redis_client):
     """Sandbox (3 s tokens), local Sentry, one logged-in worker process with embedded beat; all outputs kept."""
     from sandbox.server import Sandbox
     from worker.app import configure
@@ -77,7 +77,7 @@ def fleet(key_prefix, redis_client, settings):
         log_path = Path(tmp) / "worker.log"
         with open(log_path, "w") as log:
             worker = subprocess.Popen(
-                [sys.executable, "-m", "tests.pipeline.logged_worker", "-A", "worker.app", "worker", "-Q",
+                [sys.executable, "-m", "tests.e2e.logged_worker", "-A", "worker.app", "worker", "-Q",
                  f"{env['LIVE_QUEUE']},{env['BACKFILL_QUEUE']},{env['KEEPER_QUEUE']}", "--pool", "threads",
                  "--concurrency", "4", "--loglevel", "DEBUG", "--without-gossip", "--without-mingle",
                  "--without-heartbeat", "--hostname", f"{key_prefix}@%h", "--beat", "--schedule",
@@ -89,7 +89,6 @@ def fleet(key_prefix, redis_client, settings):
             finally:
                 worker.terminate()
                 worker.wait(30)
-                configure(settings)  # the session worker's configuration back for the tests after this one
         problems = spec_problems(conformance_spec(), sb.exchanges)
         assert not problems, problems[:5]
     sentry.server.shutdown()
@@ -126,10 +125,12 @@ def test_a_revoked_grant_pauses_the_fleet_until_auth_login_then_everything_finis
     assert sb.stats()["total"] + sum(sb.stats()["oauth"].values()) == calls
     runner = CliRunner(env=env)
     shown = runner.invoke(main, ["status", ids[0]])
-    assert json.loads(shown.output)["parked_reason"] == REAUTH and json.loads(shown.output)["status"] == "waiting"
+    assert "status        waiting until" in shown.output and REAUTH in shown.output, shown.output
+    stuck = runner.invoke(main, ["stuck", "--older-than", "0"])
+    assert sum(REAUTH in line for line in stuck.output.splitlines()) == 6, stuck.output
     auth_status = runner.invoke(main, ["auth", "status"])
     assert "Keap refused the grant" in auth_status.output and "waiting for re-authorisation: 6" in auth_status.output
-    outputs += [shown.output, auth_status.output]
+    outputs += [shown.output, stuck.output, auth_status.output]
 
     printed, code = cli_login(env)
     outputs.append(printed)
