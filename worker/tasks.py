@@ -39,5 +39,5 @@ TASKS = {step.name: app.task(bind=True, base=StepTask, name=step.task)(run_step_
 def keeper_task() -> None:
     """One pass of the keeper (Celery beat sends it every KEEPER_INTERVAL_SECONDS)."""
     settings, ctx = context.current()
-    keeper.keep_tokens(context.current_tokens())
     keeper.tick(ctx.ledger, settings, partial(send, settings))
+    keeper.keep_tokens(context.current_tokens())  # after the orders: a refresh is an HTTP call that may be slow
