@@ -21,7 +21,6 @@ import uuid
 from contextlib import ExitStack
 from pathlib import Path
 
-import redis
 import requests
 from cryptography.fernet import Fernet
 
@@ -30,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from producers.auth import authorize_url, code_from, new_state  # noqa: E402
 from producers.backfill import Backfill  # noqa: E402
-from producers.demo import run_env, worker_process  # noqa: E402
+from producers.demo import _cleanup, run_env, worker_process  # noqa: E402
 from producers.enqueue import Producer  # noqa: E402
 from producers.verify import verify_file  # noqa: E402
 from sandbox.server import Sandbox  # noqa: E402
@@ -132,12 +131,6 @@ def _run(args: argparse.Namespace, run: str, redis_url: str) -> int:
               and oauth["invalid_grant"] == 0 and one_per_expiry)
         print("oauth fleet: OK" if ok else "oauth fleet: FAILED")
         return 0 if ok else 1
-
-
-def _cleanup(redis_url: str, run: str) -> None:
-    client = redis.Redis.from_url(redis_url)
-    for key in client.scan_iter(f"*{run}*", count=1000):
-        client.delete(key)
 
 
 if __name__ == "__main__":
