@@ -13,6 +13,7 @@ from redis.retry import Retry
 from requests.auth import AuthBase
 
 from worker.keap import ApiKeyAuth, BearerAuth, KeapClient
+from worker.keap.tokens import OAuthApp, OAuthTokens, RefreshPolicy, TokenStore
 from worker.ledger import Ledger
 from worker.settings import Settings, get_settings
 from worker.steps.base import StepContext
@@ -35,21 +36,52 @@ def ledger(settings: Settings, client: redis.Redis | None = None) -> Ledger:
     return Ledger(client or redis_client(settings), settings.key_prefix)
 
 
-def credential(settings: Settings) -> tuple[AuthBase, str, str]:
+def credential(settings: Settings, client: redis.Redis | None = None) -> tuple[AuthBase, str, str]:
     """(auth for requests, default limit profile, the rate-limit owner: the Keap account/app, never a token)."""
     if settings.keap_api_key:
         key = settings.keap_api_key.get_secret_value()
         # A service key or PAT belongs to one Keap account; without KEAP_ACCOUNT its digest names that account.
         owner = settings.keap_account or "key-" + hashlib.sha256(key.encode()).hexdigest()[:16]
         return ApiKeyAuth(key), "sak", owner
+    tokens = oauth_tokens(settings, client)
+    if tokens is not None:
+        # Keap limits OAuth per app (client id), across its accounts; the tokens rotate, the app does not.
+        return (BearerAuth(tokens.access_token, tokens.after_unauthorized), "oauth",
+                f"oauth-{settings.keap_client_id}")
     if settings.keap_access_token:
         token = settings.keap_access_token.get_secret_value()
         return BearerAuth(lambda: token), "oauth", settings.keap_account or "oauth-app"
-    raise NoCredential("no Keap credential: set KEAP_API_KEY (or KEAP_ACCESS_TOKEN) in the environment or .env")
+    raise NoCredential("no Keap credential: set KEAP_API_KEY, or KEAP_CLIENT_ID (OAuth, then `keap-orders auth "
+                       "login`), in the environment or .env")
+
+
+def oauth_tokens(settings: Settings, client: redis.Redis | None = None) -> OAuthTokens | None:
+    """The OAuth tokens of the app KEAP_CLIENT_ID (None without it): encrypted in Redis, refreshed single-flight
+    under a ledger lease; a lifted pause releases the orders held for re-authorisation."""
+    if not settings.keap_client_id:
+        return None
+    if not settings.keap_client_secret:
+        raise NoCredential("KEAP_CLIENT_ID is set but KEAP_CLIENT_SECRET is not: set the app's client secret")
+    if not settings.token_encryption_key:
+        raise NoCredential('OAuth needs TOKEN_ENCRYPTION_KEY (encrypts the tokens in Redis); make one with: python -c '
+                           '"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"')
+    client = client or redis_client(settings)
+    held = ledger(settings, client)
+    try:
+        store = TokenStore(client, settings.token_encryption_key.get_secret_value(),
+                           f"{settings.key_prefix}:oauth:{settings.keap_client_id}")
+    except ValueError as exc:
+        raise NoCredential(str(exc)) from None
+    app = OAuthApp(settings.keap_client_id, settings.keap_client_secret.get_secret_value(), settings.keap_token_url)
+    policy = RefreshPolicy(settings.oauth_refresh_ahead, settings.oauth_refresh_ahead_max_seconds,
+                           settings.oauth_refresh_every_days * 86400)
+    return OAuthTokens(store, app, held.lease, policy=policy, lease_seconds=settings.lease_seconds,
+                       wait_seconds=settings.oauth_refresh_wait_seconds,
+                       on_resume=lambda: held.release_held("reauth"))
 
 
 def keap_client(settings: Settings, client: redis.Redis | None = None) -> KeapClient:
-    auth, profile, owner = credential(settings)
+    auth, profile, owner = credential(settings, client)
     throttle = Throttle(client or redis_client(settings), parse_limits(settings.rate_limits or profile),
                         key=f"{settings.key_prefix}:throttle:{owner}")
     return KeapClient(settings.keap_base_url, auth, session=ThrottledSession(throttle),
@@ -70,6 +102,7 @@ def build_context(settings: Settings) -> StepContext:
 
 
 _current: tuple[Settings, StepContext] | None = None
+_tokens: tuple[Settings, OAuthTokens | None] | None = None
 
 
 def current() -> tuple[Settings, StepContext]:
@@ -79,6 +112,16 @@ def current() -> tuple[Settings, StepContext]:
         settings = get_settings()
         _current = (settings, build_context(settings))
     return _current
+
+
+def current_tokens() -> OAuthTokens | None:
+    """This worker process's OAuth tokens, for the keeper's refresh check (None without KEAP_CLIENT_ID)."""
+    global _tokens
+    settings, ctx = current()
+    if _tokens is None or _tokens[0] is not settings:
+        # An API key takes precedence (see credential()): then the workers use no OAuth tokens to keep fresh.
+        _tokens = (settings, None if settings.keap_api_key else oauth_tokens(settings, ctx.ledger.redis))
+    return _tokens[1]
 
 
 def install(settings: Settings | None, ctx: StepContext | None = None) -> None:

@@ -500,6 +500,9 @@ class Ledger:
         """Remember a parked order as waiting for one event (e.g. "reauth"), to release them all when it comes."""
         self.redis.sadd(f"{self.prefix}:held:{group}", external_id)
 
+    def held_count(self, group: str) -> int:
+        return self.redis.scard(f"{self.prefix}:held:{group}")
+
     def release_held(self, group: str) -> int:
         """The event came: every order held for it is due now (the keeper's next pass sends them)."""
         key, released = f"{self.prefix}:held:{group}", 0

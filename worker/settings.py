@@ -16,7 +16,41 @@ class Settings(BaseSettings):
         description="Keap API root; paths /rest/v2/... are appended. The sandbox is http://127.0.0.1:PORT/crm.",
     )
     keap_api_key: SecretStr | None = Field(None, description="Service account key or personal access token.")
-    keap_access_token: SecretStr | None = Field(None, description="OAuth access token (instead of an API key).")
+    keap_access_token: SecretStr | None = Field(
+        None, description="A static OAuth access token (instead of an API key or KEAP_CLIENT_ID). Never refreshed: "
+        "Keap's access tokens expire after 24 hours, so use `keap-orders auth login` for anything longer.",
+    )
+    keap_client_id: str = Field(
+        "", description="OAuth client id of the Keap app; with it the workers use the tokens `keap-orders auth "
+        "login` stored (encrypted) in Redis and refresh them. The shared rate limit follows this app.",
+    )
+    keap_client_secret: SecretStr | None = Field(None, description="OAuth client secret of the Keap app.")
+    keap_redirect_uri: str = Field(
+        "", description="Redirect URI registered for the app. `auth login --listen` catches the code on it when it "
+        "is a loopback address (http://127.0.0.1:PORT/...); otherwise paste the address the browser lands on.",
+    )
+    keap_authorize_url: str = Field(
+        "https://accounts.infusionsoft.com/app/oauth/authorize", description="Keap's OAuth authorize page."
+    )
+    keap_token_url: str = Field("https://api.infusionsoft.com/token", description="Keap's OAuth token endpoint.")
+    token_encryption_key: SecretStr | None = Field(
+        None, description="Fernet key that encrypts the OAuth tokens in Redis; several comma-separated keys: the "
+        "first encrypts, all decrypt (key rotation). Make one with "
+        "`python -c \"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())\"`.",
+    )
+    oauth_refresh_ahead: float = Field(
+        0.1, description="Refresh the access token when less than this share of its life is left ...",
+    )
+    oauth_refresh_ahead_max_seconds: float = Field(
+        7200, description="... or, for long-lived tokens, at most this many seconds before it expires.",
+    )
+    oauth_refresh_every_days: float = Field(
+        30, description="Refresh at least this often even when idle: Keap's refresh tokens die after 45 days.",
+    )
+    oauth_refresh_wait_seconds: float = Field(
+        45, description="How long a request waits for another process's token refresh before it is retried later "
+        "(above the token call's timeout, so a slow refresh is waited for).",
+    )
     keap_account: str = Field(
         "",
         description="The Keap account (app name, e.g. ab103) the credential belongs to: the shared rate limit is "
