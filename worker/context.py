@@ -12,7 +12,9 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 from requests.auth import AuthBase
 
+from worker import observe
 from worker.keap import ApiKeyAuth, BearerAuth, KeapClient
+from worker.keap.client import OnResponse
 from worker.keap.tokens import OAuthApp, OAuthTokens, RefreshPolicy, TokenStore
 from worker.ledger import Ledger
 from worker.settings import Settings, get_settings
@@ -88,10 +90,13 @@ def keap_client(settings: Settings, client: redis.Redis | None = None) -> KeapCl
                       timeout=(5.0, settings.keap_timeout_seconds))
 
 
-def build_context(settings: Settings) -> StepContext:
+def build_context(settings: Settings, on_response: OnResponse | None = None) -> StepContext:
+    """`on_response`: told of every Keap answer (the worker's metrics and per-step call counts)."""
     client = redis_client(settings)
+    keap = keap_client(settings, client)
+    keap.on_response = on_response
     return StepContext(
-        keap=keap_client(settings, client),
+        keap=keap,
         ledger=ledger(settings, client),
         external_id_label=settings.external_id_field_label,
         create_missing_custom_fields=settings.create_missing_custom_fields,
@@ -110,7 +115,7 @@ def current() -> tuple[Settings, StepContext]:
     global _current
     if _current is None:
         settings = get_settings()
-        _current = (settings, build_context(settings))
+        _current = (settings, build_context(settings, on_response=observe.keap_answered))
     return _current
 
 
@@ -128,4 +133,5 @@ def install(settings: Settings | None, ctx: StepContext | None = None) -> None:
     """Use these in this process from now on (tests); install(None) drops them so the next use rebuilds them
     (after a fork: Redis connections and HTTP sessions are not shared with the parent process)."""
     global _current
-    _current = (settings, ctx or build_context(settings)) if settings is not None else None
+    _current = ((settings, ctx or build_context(settings, on_response=observe.keap_answered))
+                if settings is not None else None)

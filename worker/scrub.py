@@ -91,3 +91,15 @@ def data(value: Any, depth: int = 0) -> Any:
     if isinstance(value, (list, tuple)):
         return type(value)(data(v, depth + 1) for v in value)
     return value
+
+
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|`[^`]*`")
+_NUMBER = re.compile(r"\b\d+(?:[.,:]\d+)*\b")
+
+
+def reason(error: str, external_id: str) -> str:
+    """The gist of an operator message with its order id and values stripped: the same text for every order refused
+    for the same reason (Sentry's grouping, log lines, Flower). The first clause; the rest says what to do."""
+    gist = text(error or "").replace(external_id, "{order}")
+    gist = _NUMBER.sub("N", _QUOTED.sub("'…'", gist)).split("; ")[0]
+    return gist.removeprefix("order {order}: ").strip()[:200]

@@ -153,6 +153,42 @@ class Settings(BaseSettings):
 
     sentry_dsn: SecretStr | None = Field(None, description="Sentry DSN; errors are reported without customer data.")
 
+    # Operations: Sentry, logs, metrics, health, time limits, retention
+    sentry_environment: str = Field("", description="Sentry environment name (e.g. production, staging).")
+    sentry_traces_sample_rate: float = Field(
+        0.0, ge=0, le=1, description="Share of tasks sent to Sentry as performance transactions (scrubbed like events).",
+    )
+    sentry_refusal_interval_seconds: float = Field(
+        3600, description="Business refusals (unknown SKU, payment type, total mismatch, ...) reach Sentry as one "
+        "warning per reason per this many seconds for the whole fleet, with the count of refusals it stands for.",
+    )
+    log_format: str = Field(
+        "auto", pattern="^(auto|json|text)$",
+        description="Worker log lines: json (one JSON object per line), text, or auto (JSON when stderr is not a "
+        "terminal).",
+    )
+    prometheus_multiproc_dir: str = Field(
+        "", description="Directory where every worker process of a host writes its metrics (prometheus-client's "
+        "multiprocess mode) and `keap-orders metrics` reads them; empty: no metrics. Wipe it when the host starts.",
+    )
+    heartbeat_file: str = Field(
+        "", description="A file the worker touches on every Celery heartbeat (every 2 s): a health check tests "
+        "that it is fresh. Empty: none.",
+    )
+    task_soft_time_limit_seconds: float = Field(
+        240, description="A step still running after this is interrupted and retried later (its unanswered writes are "
+        "reconciled first). Above the longest step: a few Keap calls of KEAP_TIMEOUT_SECONDS each.",
+    )
+    task_time_limit_seconds: float = Field(
+        270, description="A step still running after this has its worker process killed (the keeper re-sends the "
+        "order). Above the soft limit and below VISIBILITY_TIMEOUT_SECONDS.",
+    )
+    done_retention_days: float = Field(
+        30, ge=0, description="Done orders are compacted to a small marker (status, Keap ids: what exactly-once "
+        "needs; the order's data is dropped) this many days after they finished, by the keeper and `keap-orders "
+        "gc`. 0: never.",
+    )
+
 
     @property
     def payment_types(self) -> set[str]:

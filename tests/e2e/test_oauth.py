@@ -174,10 +174,10 @@ def test_a_traceback_through_the_token_call_reaches_sentry_without_its_local_val
     sb, sentry = start_sandbox_for_sentry
     script = f"""
 import sentry_sdk
-from worker.app import _init_sentry
+from worker.sentry import init
 from worker.keap.auth import refresh_token
 from worker.settings import Settings
-_init_sentry(Settings(sentry_dsn={sentry.dsn!r}))
+init(Settings(sentry_dsn={sentry.dsn!r}))
 try:
     refresh_token({sb.url + '/token'!r}, "sandbox-client", "sandbox-secret", "rt-not-to-be-seen-4711")
 except Exception as exc:
