@@ -5,7 +5,7 @@ times) and sends again orders that stopped moving: a queued order whose message 
 whose worker died (its lease ran out). Each pass reads only the orders that are due (a sorted set by time), so
 its cost follows the work that is due, never the size of the ledger. Two keepers at once are safe: taking a due
 order is atomic, and a re-sent order gets a new ticket that makes its older messages stale. It also refreshes the
-OAuth tokens when due (`keep_tokens`).
+OAuth tokens when due (`keep_tokens`) and compacts done orders past their retention (`compact`).
 """
 from __future__ import annotations
 
@@ -50,6 +50,17 @@ def keep_tokens(tokens: OAuthTokens | None) -> None:
     except KeapError as exc:
         log.warning("keeper: OAuth token refresh failed (%s); the next pass or a request tries again",
                     type(exc).__name__)
+
+
+def compact(ledger: Ledger, settings: Settings, limit: int = 500) -> int:
+    """Compact done orders older than DONE_RETENTION_DAYS to their done marker, at most `limit` a pass (a backlog
+    is worked off over several passes); returns how many were compacted."""
+    if settings.done_retention_days <= 0:
+        return 0
+    _, compacted = ledger.compact_done(settings.done_retention_days * 86400, limit)
+    if compacted:
+        log.info("keeper: compacted %d done order(s) older than %g days", compacted, settings.done_retention_days)
+    return compacted
 
 
 def _handle(ledger: Ledger, settings: Settings, send: Send, due: Due) -> str:

@@ -54,4 +54,5 @@ def keeper_task() -> None:
     """One pass of the keeper (Celery beat sends it every KEEPER_INTERVAL_SECONDS)."""
     settings, ctx = context.current()
     keeper.tick(ctx.ledger, settings, partial(send, settings))
+    keeper.compact(ctx.ledger, settings)
     keeper.keep_tokens(context.current_tokens())  # after the orders: a refresh is an HTTP call that may be slow
