@@ -13,7 +13,8 @@ from typing import Any
 FILTERED = "[filtered]"
 
 # Keys whose values are customer data or secrets, wherever they appear (dict keys, `key=value`, JSON in text).
-_CUSTOMER_KEYS = (r"given_name|family_name|first_name|last_name|full_name|middle_name|name|customer|email\w*|"
+# A bare `name` is not among them: it names a task, a product or a shipping line; a person's is given/family/...
+_CUSTOMER_KEYS = (r"given_name|family_name|first_name|last_name|full_name|middle_name|customer|email\w*|"
                   r"phone\w*|mobile|fax|address\w*|line[12]|street\w*|city|locality|postal_code|zip\w*|company\w*|"
                   r"birthday|input_value|input")
 _SECRET_KEYS = (r"\w*token\w*|\w*secret\w*|\w*passw\w*|\w*api[_-]?key\w*|apikey|\w*authorization\w*|"
@@ -95,11 +96,15 @@ def data(value: Any, depth: int = 0) -> Any:
 
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|`[^`]*`")
 _NUMBER = re.compile(r"\b\d+(?:[.,:]\d+)*\b")
+# Keap's words after a server error (5xx: "INTERNAL: Internal Server Error", "UNAVAILABLE: ...") vary with the
+# status, not with the cause: one outage is one reason.
+_SERVER_WORDS = re.compile(r"(\(HTTP 5\d\d[^)]*\)): [^;)]*")
 
 
 def reason(error: str, external_id: str) -> str:
     """The gist of an operator message with its order id and values stripped: the same text for every order refused
     for the same reason (Sentry's grouping, log lines, Flower). The first clause; the rest says what to do."""
     gist = text(error or "").replace(external_id, "{order}")
+    gist = _SERVER_WORDS.sub(r"\1", gist)
     gist = _NUMBER.sub("N", _QUOTED.sub("'…'", gist)).split("; ")[0]
     return gist.removeprefix("order {order}: ").strip()[:200]

@@ -74,6 +74,11 @@ def before_send(event: dict[str, Any], hint: dict[str, Any] | None = None) -> di
 
 
 def before_breadcrumb(crumb: dict[str, Any], hint: dict[str, Any] | None = None) -> dict[str, Any]:
+    # The query of a Keap call is a search for a customer (filter=email==...): the path says enough.
+    data = crumb.get("data")
+    if isinstance(data, dict):
+        for name in ("http.query", "http.fragment"):
+            data.pop(name, None)
     return scrub.data(crumb)
 
 
