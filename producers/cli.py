@@ -408,7 +408,10 @@ def gc(older_than_days, dry_run, index_existing) -> None:
 @main.command()
 @click.option("--host", default="0.0.0.0", show_default=True)
 @click.option("--port", default=9808, show_default=True, type=int)
-def metrics(host, port) -> None:
+@click.option("--ledger/--no-ledger", default=True, show_default=True,
+              help="Also serve the ledger's gauges (orders per status, queue lengths); --no-ledger for a sidecar of "
+                   "one worker pod when another endpoint serves them.")
+def metrics(host, port, ledger) -> None:
     """Serve Prometheus metrics on http://HOST:PORT/metrics: what every worker process of this host wrote under
     PROMETHEUS_MULTIPROC_DIR, plus the ledger's gauges (orders per status, queue lengths) read at scrape time."""
     import threading
@@ -416,10 +419,12 @@ def metrics(host, port) -> None:
     from worker import metrics as found
 
     settings = _settings()
-    if not settings.prometheus_multiproc_dir:
-        click.echo("warning: PROMETHEUS_MULTIPROC_DIR is not set: only the ledger's gauges are served", err=True)
+    if not settings.prometheus_multiproc_dir and ledger:
+        click.echo("note: PROMETHEUS_MULTIPROC_DIR is not set: only the ledger's gauges are served", err=True)
+    elif not settings.prometheus_multiproc_dir:
+        raise click.ClickException("nothing to serve: set PROMETHEUS_MULTIPROC_DIR, or drop --no-ledger")
     queues = (settings.live_queue, settings.backfill_queue, settings.keeper_queue)
-    found.serve(found.registry(settings.prometheus_multiproc_dir, _ledger(), queues), host, port)
+    found.serve(found.registry(settings.prometheus_multiproc_dir, _ledger() if ledger else None, queues), host, port)
     click.echo(f"serving metrics on http://{host}:{port}/metrics", err=True)
     try:
         threading.Event().wait()

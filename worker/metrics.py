@@ -10,6 +10,7 @@ only once the worker has set PROMETHEUS_MULTIPROC_DIR (`enable`), never at this 
 from __future__ import annotations
 
 import os
+import socket
 import threading
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -71,9 +72,16 @@ _metrics: Metrics | None = None
 def enable(directory: str) -> None:
     """Make this process (and the pool processes it forks) write metrics to `directory`; call before anything
     imports prometheus_client. A no-op without a directory: then nothing is recorded."""
-    if directory:
-        os.makedirs(directory, exist_ok=True)
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    if not directory:
+        return
+    os.makedirs(directory, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    from prometheus_client import values
+
+    # Files are named after the writing process. Containers sharing one directory (compose) each count pids from 1,
+    # so the host name (the container's) goes into the name too: two processes never write the same file.
+    host = socket.gethostname()
+    values.ValueClass = values.MultiProcessValue(lambda: f"{host}-{os.getpid()}")
 
 
 def current() -> Metrics | None:
@@ -117,15 +125,17 @@ class LedgerCollector:
                                 "minute ago (non-zero for long: is the keeper running?).", value=answers[-1])
 
 
-def registry(directory: str, ledger: Ledger, queues: Iterable[str]):
-    """The scrape registry: every process's files under `directory` summed, plus the ledger's gauges."""
+def registry(directory: str, ledger: Ledger | None, queues: Iterable[str]):
+    """The scrape registry: every process's files under `directory` summed, plus the ledger's gauges (unless no
+    ledger is given: a sidecar of one worker pod, when one other endpoint serves them)."""
     from prometheus_client import CollectorRegistry
     from prometheus_client.multiprocess import MultiProcessCollector
 
     found = CollectorRegistry()
     if directory:
         MultiProcessCollector(found, path=directory)
-    found.register(LedgerCollector(ledger, queues))
+    if ledger is not None:
+        found.register(LedgerCollector(ledger, queues))
     return found
 
 
