@@ -253,7 +253,8 @@ def failed_filters(command):
         click.option("--step", type=click.Choice(STEP_NAMES), default=None, help="Failed at this step."),
         click.option("--reason", default=None,
                      help="An error kind (rejected, keap, transient, internal, stalled, queue) or words of the error."),
-        click.option("--since", default=None, help="Failed at or after: 90m, 2h, 3d (ago) or 2026-11-26[T14:00] (UTC)."),
+        click.option("--since", default=None,
+                     help="Failed at or after: 90m, 2h, 3d (ago) or 2026-11-26[T14:00] (UTC)."),
         click.option("--until", default=None, help="Failed at or before (same forms as --since)."),
         click.option("--lane", type=click.Choice(LANES), default=None, help="Orders of this lane."),
     ]

@@ -55,10 +55,6 @@ def celery_config(settings: Settings) -> dict:
                        "options": {"queue": settings.keeper_queue, "expires": settings.keeper_interval_seconds * 2}},
         },
         "worker_hijack_root_logger": False,
-        # A step past the soft limit is retried (runner: `interrupted`); past the hard limit its process is killed
-        # and the keeper re-sends the order. Both below the visibility timeout (checked at start).
-        "task_soft_time_limit": settings.task_soft_time_limit_seconds,
-        "task_time_limit": settings.task_time_limit_seconds,
     }
 
 
@@ -143,6 +139,11 @@ def _init_worker(**_) -> None:
         raise SystemExit(EX_CONFIG)
     sentry.init(settings)
     metrics.enable(settings.prometheus_multiproc_dir)  # before the pool forks and before any metric is made
+    # A step past the soft limit is retried (the runner's `interrupted`); past the hard limit its process is killed
+    # and the keeper re-sends the order; both below the visibility timeout (checked above). Set here, for the worker
+    # only: Celery copies the limits a producer has configured into each message, and the message's would win.
+    app.conf.update(task_soft_time_limit=settings.task_soft_time_limit_seconds,
+                    task_time_limit=settings.task_time_limit_seconds)
 
 
 @signals.setup_logging.connect

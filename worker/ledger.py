@@ -92,8 +92,9 @@ end
 return {'ok', status, lane}
 """
 
-# The end of a step run. KEYS: order, status prefix, watch, lease, done index. ARGV: id, token, ticket ('' = single step),
-# what: next|done|park|retry|fail|single, then: next step | parked until | seconds to start within | error fields.
+# The end of a step run. KEYS: order, status prefix, watch, lease, done index. ARGV: id, token, ticket ('' = single
+# step), what: next|done|park|retry|fail|single, then: next step | parked until | seconds to start within | error
+# fields.
 _SETTLE_RUN = _NOW + _MOVE + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if redis.call('GET', KEYS[4]) == ARGV[2] then redis.call('DEL', KEYS[4]) end

@@ -34,7 +34,9 @@ _PATTERNS: list[tuple[re.Pattern, str]] = [
     (re.compile(r"\bKeap[A-Za-z]{1,4}-[A-Za-z0-9_-]{4,}"), "[key]"),
     (re.compile(r"\bgAAAAA[A-Za-z0-9_=-]{20,}"), "[token]"),  # a Fernet token
     (re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{43}=(?![A-Za-z0-9_=-])"), "[key]"),  # a Fernet key
-    (re.compile(r"[A-Za-z0-9._+'-]+(?:@|%40)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"), "[email]"),
+    # Starting at a run's start, with bounded parts (RFC 5321 lengths): linear time on long runs without an "@".
+    (re.compile(r"(?<![A-Za-z0-9._+-])[A-Za-z0-9._+-]{1,64}(?:@|%40)[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){1,8}"),
+     "[email]"),
     # A house number, up to four capitalised words and a street type; or a German/Dutch street name and number.
     (re.compile(r"\b\d{1,6}[A-Za-z]?,?\s+(?:[A-Z0-9][\w'.-]*\s+){0,4}?(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|"
                 r"Blvd|Lane|Ln|Drive|Dr|Way|Court|Ct|Place|Pl|Terrace|Ter|Square|Sq|Parkway|Pkwy|Highway|Hwy|Circle|"

@@ -156,7 +156,8 @@ class Settings(BaseSettings):
     # Operations: Sentry, logs, metrics, health, time limits, retention
     sentry_environment: str = Field("", description="Sentry environment name (e.g. production, staging).")
     sentry_traces_sample_rate: float = Field(
-        0.0, ge=0, le=1, description="Share of tasks sent to Sentry as performance transactions (scrubbed like events).",
+        0.0, ge=0, le=1,
+        description="Share of tasks sent to Sentry as performance transactions (scrubbed like events).",
     )
     sentry_refusal_interval_seconds: float = Field(
         3600, description="Business refusals (unknown SKU, payment type, total mismatch, ...) reach Sentry as one "

@@ -37,7 +37,8 @@ def test_customer_data_and_secrets_are_removed_from_text(text, secret):
 @pytest.mark.parametrize("text", [
     "order t-8f3a9c0e1b2d: Keap computed the order total as 67.92, the order says 74.50 (Keap order 25)",
     "at 2024-03-05 14:22:10 UTC, epoch 1732670000.123, Redis at 127.0.0.1:6379, HTTP 400, 12345678 ms",
-    "task 8f14e45f-ceea-467f-a1b2-1234567890ab on e2e-1a2b3c4d-keeper-12345@box, lease 9f86d081884c7d659a2feaa0c55ad015",
+    "task 8f14e45f-ceea-467f-a1b2-1234567890ab on e2e-1a2b3c4d-keeper-12345@box",
+    "lease 9f86d081884c7d659a2feaa0c55ad015, contact key 2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae",
     'File "/work/wt/issue12/.venv/lib/python3.11/site-packages/celery/app/trace.py", line 453, in trace_task',
     "order shop-1001: items[0].sku: SKU 'TSHIRT-XL' is not a product in Keap; run `keap-orders retry shop-1001`",
 ])
