@@ -19,27 +19,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from calls_per_order import typical as typical_order  # noqa: E402 (bench/ is the script's own folder)
 from producers.demo import _cleanup, run_env, worker_answers, worker_process  # noqa: E402
 from sandbox.server import Sandbox  # noqa: E402
 
 
 def typical(ext: str, n: int) -> dict:
+    """The typical order of calls_per_order.py, with the customer's phone and addresses; every fourth subscribes."""
+    order = typical_order(ext, f"customer-{n}@example.com")
     address = {"line1": f"{100 + n} Oak Street", "locality": "Austin", "region": "TX", "postal_code": "78701",
                "country_code": "USA"}
-    order = {
-        "external_id": ext, "order_time": "2024-03-05T14:22:10Z", "title": f"Order {ext}",
-        "customer": {"email": f"customer-{n}@example.com", "given_name": "Ana", "family_name": "Lima",
-                     "phone": "+1 512 555 0100", "billing_address": address, "shipping_address": address},
-        "items": [
-            {"sku": "TSHIRT-M", "quantity": 2, "unit_price": "19.90", "unit_cost": "7.10"},
-            {"sku": "MUG-CLASSIC", "quantity": 1, "unit_price": "12.50"},
-            {"sku": "COFFEE-BEANS-1KG", "quantity": 1, "unit_price": "24.00"},
-            {"type": "SHIPPING", "name": "UPS Ground", "quantity": 1, "unit_price": "5.00"},
-            {"type": "TAX", "name": "Sales tax", "quantity": 1, "unit_price": "3.70"},
-        ],
-        "payments": [{"amount": "85.00", "method": "Credit Card (Manual)", "external_id": f"ch-{ext}"}],
-        "custom_fields": {"Sales Channel": "Shopify", "Fulfillment": "UPS"},
-    }
+    order["customer"].update(phone="+1 512 555 0100", billing_address=address, shipping_address=address)
     if n % 4 == 0:
         order["subscriptions"] = [{"sku": "COFFEE-CLUB", "billing_cycle": "MONTHLY"}]
     return order
