@@ -484,12 +484,6 @@ class Ledger:
         for member, score in self.redis.zscan_iter(self._watch, count=500):
             yield member.decode(), score
 
-    def watched(self, until: float | None = None, limit: int = 100) -> list[tuple[str, float]]:
-        """Active orders by the time the keeper looks at them next (oldest first), up to `until`."""
-        rows = self.redis.zrangebyscore(self._watch, "-inf", "+inf" if until is None else until, start=0,
-                                        num=limit, withscores=True)
-        return [(member.decode(), score) for member, score in rows]
-
     # a step run -----------------------------------------------------------------------------------------
     def claim(self, external_id: str, step: str, token: str, lease_seconds: float, ticket: str | None,
               step_names: Iterable[str]) -> tuple[str, str, str]:

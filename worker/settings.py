@@ -98,8 +98,9 @@ class Settings(BaseSettings):
         "written again for that order before. Above Keap's gateway (Apigee) I/O timeout of 55 s.",
     )
     settle_checks: int = Field(
-        3, description="Lookups (a quarter of the settle time apart, then doubling) that must all miss a lost write, after the settle time, "
-        "before it is written again. Stored-card charges are never repeated on their own: an operator decides.",
+        3, description="Lookups (a quarter of the settle time apart, then doubling) that must all miss a lost "
+        "write, after the settle time, before it is written again. Stored-card charges are never repeated on "
+        "their own: an operator decides.",
     )
     queued_stall_seconds: float = Field(
         300, description="A queued order whose step has not started within this is sent again by the keeper.",

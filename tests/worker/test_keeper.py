@@ -70,7 +70,7 @@ def test_an_order_that_never_starts_is_sent_again_then_failed_with_what_to_do(le
     state = ledger.get("k-4")
     assert state.status == "failed" and state.error_kind == "stalled"
     assert "no progress after 2 re-sends" in state.error and "keap-orders retry k-4" in state.error
-    assert ledger.watched() == []
+    assert list(ledger.iter_watched()) == []
 
 
 def test_finished_orders_leave_the_watch_and_pending_single_steps_are_seen_through(ledger, settings):
