@@ -13,7 +13,6 @@ from collections import Counter
 from hashlib import sha256
 from pathlib import Path
 
-import pytest
 import requests
 from cryptography.fernet import Fernet
 
