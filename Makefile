@@ -17,4 +17,13 @@ demo: install
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-.PHONY: install demo test
+# deploy/requirements.lock: the production image's dependencies, resolved in a clean venv without the sandbox.
+lock:
+	rm -rf .lock-venv && $(PY) -m venv .lock-venv
+	.lock-venv/bin/pip install -q .
+	{ echo "# What the production image installs (deploy/Dockerfile), pinned: \`make lock\` makes it from a clean Python 3.11 venv"; \
+	  echo "# with \`pip install .\` (no sandbox, no dev tools), then \`pip freeze --exclude keap-orders\`."; \
+	  .lock-venv/bin/pip freeze --exclude keap-orders; } > deploy/requirements.lock
+	rm -rf .lock-venv
+
+.PHONY: install demo test lock

@@ -1,5 +1,5 @@
-"""The `keap-orders` command: sandbox, demo, backfill, verify, schema, and the operator's
-status/failed/retry/cancel."""
+"""The `keap-orders` command: sandbox, demo, backfill, verify, schema, the operator's status/failed/retry/cancel/
+export/gc, the metrics endpoint, and `auth` (OAuth login, status, refresh, logout)."""
 from __future__ import annotations
 
 import json
@@ -109,12 +109,14 @@ def _context():
 @click.option("--latency-ms", default=0, show_default=True, type=int, help="Added to every API answer.")
 @click.option("--seed", default=None, type=int, help="Seed for reproducible faults.")
 @click.option("--data", default=None, type=click.Path(exists=True, dir_okay=False), help="Seed data JSON file.")
-def sandbox(host, port, api_key, limits, latency_ms, seed, data) -> None:
+@click.option("--token-ttl", default=86400, show_default=True, type=int, help="OAuth access token lifetime (s).")
+def sandbox(host, port, api_key, limits, latency_ms, seed, data, token_ttl) -> None:
     """Run the local Keap sandbox until interrupted."""
     run = _sandbox_module("server").run
 
     key = {"api_key": api_key} if api_key else {}
-    run(host=host, port=port, limits=limits, latency_ms=latency_ms, seed=seed, data=data, **key)
+    run(host=host, port=port, limits=limits, latency_ms=latency_ms, seed=seed, data=data, token_lifetime=token_ttl,
+        **key)
 
 
 @main.command()
@@ -290,33 +292,190 @@ def stuck(older_than, limit) -> None:
     click.echo(f"{len(rows)} order(s) without a change for over {older_than:g}s", err=True)
 
 
+def failed_filters(command):
+    """The options that pick failed orders (`failed`, `retry --failed`), turned into `which=FailedFilter`."""
+    options = [
+        click.option("--step", type=click.Choice(STEP_NAMES), default=None, help="Failed at this step."),
+        click.option("--reason", default=None,
+                     help="An error kind (rejected, keap, transient, internal, stalled, queue) or words of the error."),
+        click.option("--since", default=None,
+                     help="Failed at or after: 90m, 2h, 3d (ago) or 2026-11-26[T14:00] (UTC)."),
+        click.option("--until", default=None, help="Failed at or before (same forms as --since)."),
+        click.option("--lane", type=click.Choice(LANES), default=None, help="Orders of this lane."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _which(ledger, step, reason, since, until, lane):
+    from producers.console import FailedFilter, moment
+
+    now = ledger.now()
+    try:
+        return FailedFilter(step=step, reason=reason, lane=lane, since=moment(since, now) if since else None,
+                            until=moment(until, now) if until else None)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since/--until") from None
+
+
+def _failed_rows(ledger, rows) -> None:
+    from producers.console import when
+
+    now = ledger.now()
+    for row in rows:
+        click.echo(f"{row.external_id}\t{row.step}\t{row.kind}\t{when(row.failed_at, now)}\t{row.error}")
+
+
 @main.command()
+@failed_filters
 @click.option("--limit", default=50, show_default=True)
-def failed(limit) -> None:
-    """List failed orders with the step and the reason."""
+def failed(step, reason, since, until, lane, limit) -> None:
+    """List failed orders (oldest failure first) with the step, error kind, time and reason."""
+    from producers.console import failed_orders
+
     ledger = _ledger()
-    ids = ledger.ids_with_status("failed", limit)
-    for ext in ids:
-        state = ledger.get(ext)
-        click.echo(f"{ext}\t{state.error_step}\t{state.error}")
-    click.echo(f"{ledger.count('failed')} failed order(s)", err=True)
+    rows, total = failed_orders(ledger, _which(ledger, step, reason, since, until, lane))
+    _failed_rows(ledger, rows[:limit])
+    shown = f", {limit} shown" if len(rows) > limit else ""
+    click.echo(f"{len(rows)} of {total} failed order(s) match{shown}", err=True)
 
 
 @main.command()
-@click.argument("external_id")
+@click.argument("external_id", required=False)
+@click.option("--failed", "bulk", is_flag=True, help="Retry every failed order the filters pick (instead of one ID).")
+@failed_filters
 @click.option("--from-step", type=click.Choice(STEP_NAMES), default=None, help="Default: the step that failed.")
 @click.option("--file", "fixed", type=click.File("r"), default=None, help="A corrected order (JSON) to use instead.")
-@click.option("--lane", type=click.Choice(LANES), default=None)
 @click.option("--charges-checked", is_flag=True,
               help="You checked in Keap that a stored-card charge whose answer was lost did not go through.")
-def retry(external_id, from_step, fixed, lane, charges_checked) -> None:
-    """Retry an order from the step that failed (work already done in Keap is not repeated)."""
+@click.option("--dry-run", is_flag=True, help="With --failed: list what would be retried, send nothing.")
+@click.option("--yes", is_flag=True, help="With --failed: do not ask for confirmation.")
+def retry(external_id, bulk, step, reason, since, until, lane, from_step, fixed, charges_checked, dry_run,
+          yes) -> None:
+    """Retry an order from the step that failed (work already done in Keap is not repeated), or with --failed every
+    failed order that --step, --reason, --since, --until and --lane pick (listed first, then confirmed).
+
+    For one order, --lane sends it on that lane; with --failed it picks the orders of that lane."""
+    if bulk == bool(external_id):
+        raise click.UsageError("give one order ID, or --failed with filters")
+    if not bulk:
+        if any((step, reason, since, until, dry_run, yes)):
+            raise click.UsageError("--step, --reason, --since, --until, --dry-run and --yes go with --failed")
+        _retry_one(external_id, from_step, fixed, lane, charges_checked)
+        return
+    if fixed or charges_checked:
+        raise click.UsageError("--file and --charges-checked are for one order at a time")
+    _retry_failed(_which(_ledger(), step, reason, since, until, lane), from_step, dry_run, yes)
+
+
+def _retry_one(external_id, from_step, fixed, lane, charges_checked) -> None:
     try:
         result = _producer().retry_order(external_id, from_step=from_step, order=json.load(fixed) if fixed else None,
                                          lane=lane, charges_checked=charges_checked)
     except (LookupError, ValueError, OrderInvalid) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"order {result.external_id}: {result.status}")
+
+
+def _retry_failed(which, from_step, dry_run, yes) -> None:
+    from producers.console import failed_orders
+
+    producer = _producer()
+    rows, _ = failed_orders(producer.ledger, which)
+    _failed_rows(producer.ledger, rows)
+    if not rows:
+        click.echo("no failed order matches", err=True)
+        return
+    if dry_run:
+        click.echo(f"dry run: {len(rows)} order(s) would be retried; nothing was sent", err=True)
+        return
+    if not yes and not click.confirm(f"Retry these {len(rows)} order(s)?", err=True):
+        raise click.ClickException("nothing was retried")
+    problems = []
+    for row in rows:
+        try:
+            producer.retry_order(row.external_id, from_step=from_step)
+        except (LookupError, ValueError, OrderInvalid) as exc:
+            problems.append(f"{row.external_id}: {exc}")
+    for problem in problems:
+        click.echo(f"not retried: {problem}", err=True)
+    click.echo(f"retried {len(rows) - len(problems)} of {len(rows)} order(s)")
+    if problems:
+        sys.exit(EXIT_ERROR)
+
+
+@main.command()
+@click.argument("external_id")
+@click.option("--with-message", is_flag=True,
+              help="Include the stored order (the customer's name, email, addresses): handle it as personal data.")
+def export(external_id, with_message) -> None:
+    """Print an order's ledger record as JSON for support: status, steps, errors, Keap ids, unanswered writes, times.
+    No customer data unless --with-message."""
+    from producers.console import export as record_of
+
+    ledger = _ledger()
+    state = ledger.get(external_id)
+    if state is None:
+        raise click.ClickException(f"order {external_id}: not in the ledger")
+    if with_message:
+        click.echo("warning: this record contains the customer's personal data (name, email, addresses); share it "
+                   "only where such data may go, and delete it when done", err=True)
+    click.echo(json.dumps(record_of(state, ledger.now(), with_message=with_message), indent=2, default=str))
+
+
+@main.command()
+@click.option("--older-than-days", type=float, default=None,
+              help="Compact done orders that finished longer ago than this (default: DONE_RETENTION_DAYS).")
+@click.option("--dry-run", is_flag=True, help="Count what would be compacted, change nothing.")
+@click.option("--index-existing", is_flag=True,
+              help="First index done orders that finished before this version (reads every done order once).")
+def gc(older_than_days, dry_run, index_existing) -> None:
+    """Compact done orders past their retention to a small marker: status and the Keap ids that keep a re-sent
+    order from being written again; the order's data goes. The keeper does the same a batch at a time."""
+    settings, ledger = _settings(), _ledger()
+    days = settings.done_retention_days if older_than_days is None else older_than_days
+    if days <= 0:
+        raise click.ClickException("retention is off (DONE_RETENTION_DAYS=0); pass --older-than-days")
+    if index_existing:
+        click.echo(f"indexed {ledger.index_done()} done order(s) that were not indexed yet")
+    if dry_run:
+        click.echo(f"{ledger.done_due(days * 86400)} done order(s) finished over {days:g} days ago would be compacted")
+        return
+    total = 0
+    while True:
+        looked, compacted = ledger.compact_done(days * 86400, limit=500)
+        total += compacted
+        if looked < 500:
+            break
+    click.echo(f"compacted {total} done order(s) finished over {days:g} days ago")
+
+
+@main.command()
+@click.option("--host", default="0.0.0.0", show_default=True)
+@click.option("--port", default=9808, show_default=True, type=int)
+@click.option("--ledger/--no-ledger", default=True, show_default=True,
+              help="Also serve the ledger's gauges (orders per status, queue lengths); --no-ledger for a sidecar of "
+                   "one worker pod when another endpoint serves them.")
+def metrics(host, port, ledger) -> None:
+    """Serve Prometheus metrics on http://HOST:PORT/metrics: what every worker process of this host wrote under
+    PROMETHEUS_MULTIPROC_DIR, plus the ledger's gauges (orders per status, queue lengths) read at scrape time."""
+    import threading
+
+    from worker import metrics as found
+
+    settings = _settings()
+    if not settings.prometheus_multiproc_dir and ledger:
+        click.echo("note: PROMETHEUS_MULTIPROC_DIR is not set: only the ledger's gauges are served", err=True)
+    elif not settings.prometheus_multiproc_dir:
+        raise click.ClickException("nothing to serve: set PROMETHEUS_MULTIPROC_DIR, or drop --no-ledger")
+    queues = (settings.live_queue, settings.backfill_queue, settings.keeper_queue)
+    found.serve(found.registry(settings.prometheus_multiproc_dir, _ledger() if ledger else None, queues), host, port)
+    click.echo(f"serving metrics on http://{host}:{port}/metrics", err=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
 
 
 @main.command()
@@ -328,6 +487,102 @@ def cancel(external_id) -> None:
         raise click.ClickException(f"order {external_id}: not in the ledger")
     ledger.cancel(external_id)
     click.echo(f"order {external_id}: cancelled")
+
+
+def _tokens():
+    from worker.context import NoCredential, oauth_tokens
+
+    settings = _settings()
+    if not settings.keap_client_id:
+        raise click.ClickException("OAuth is not configured: set KEAP_CLIENT_ID, KEAP_CLIENT_SECRET, KEAP_REDIRECT_URI "
+                                   "and TOKEN_ENCRYPTION_KEY (see `keap-orders auth login --help`)")
+    try:
+        return oauth_tokens(settings)
+    except NoCredential as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.group()
+def auth() -> None:
+    """Authorise keap-orders with Keap (OAuth2); its tokens are kept in Redis, encrypted, and refreshed by the
+    workers (one refresh for the whole fleet)."""
+
+
+@auth.command("login")
+@click.option("--listen", is_flag=True,
+              help="Catch Keap's redirect on KEAP_REDIRECT_URI (a loopback address such as http://127.0.0.1:8765/"
+                   "callback) instead of asking you to paste it.")
+@click.option("--timeout", default=300.0, show_default=True, help="With --listen: seconds to wait for the redirect.")
+def auth_login(listen, timeout) -> None:
+    """Authorise the Keap app: open the printed address, sign in and allow access, then paste the address Keap
+    sends the browser to (or use --listen). Stores the tokens and resumes orders waiting for re-authorisation.
+
+    Needs KEAP_CLIENT_ID, KEAP_CLIENT_SECRET, KEAP_REDIRECT_URI and TOKEN_ENCRYPTION_KEY (a Fernet key that
+    encrypts the tokens in Redis; every worker needs the same one). Make a key with:
+
+    python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"
+    """
+    from producers import auth as flow
+    from producers.console import when
+    from worker.keap import KeapError
+
+    settings = _settings()
+    tokens = _tokens()
+    if not settings.keap_redirect_uri:
+        raise click.ClickException("set KEAP_REDIRECT_URI to the redirect URI registered for the Keap app")
+    state = flow.new_state()
+    try:
+        catcher = flow.RedirectCatcher(settings.keap_redirect_uri, state) if listen else None
+        click.echo(f"Open this address in a browser, sign in to Keap and allow access:\n\n  "
+                   f"{flow.authorize_url(settings, state)}\n")
+        if catcher is not None:
+            click.echo(f"Waiting for Keap's redirect to {settings.keap_redirect_uri} ...")
+            code = catcher.wait(timeout)
+        else:
+            code, checked = flow.code_from(click.prompt("Paste the address the browser was sent to (or only the code)"),
+                                           state)
+            if not checked:
+                click.echo("note: a bare code cannot be checked against this login's state", err=True)
+        pair, released = flow.complete(tokens, _ledger(), code, settings.keap_redirect_uri)
+    except flow.LoginError as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeapError as exc:
+        raise click.ClickException(f"{exc}; run `keap-orders auth login` again") from None
+    except TimeoutError:
+        raise click.ClickException("a token refresh is under way and did not finish; try again") from None
+    click.echo(f"authorised: tokens stored (encrypted); the access token expires "
+               f"{when(pair.expires_at, pair.refreshed_at)}")
+    click.echo(f"resumed {released} order(s) that were waiting for re-authorisation")
+
+
+@auth.command("status")
+def auth_status() -> None:
+    """When the tokens expire, the last refresh, whether the fleet is paused (never the tokens)."""
+    from producers import auth as flow
+
+    shown = _tokens().status()
+    for line in flow.status_lines(shown, _ledger().held_count("reauth")):
+        click.echo(line)
+
+
+@auth.command("refresh")
+def auth_refresh() -> None:
+    """Refresh the tokens now (the workers do it by themselves ahead of expiry)."""
+    from producers.console import when
+    from worker.keap import KeapError
+
+    try:
+        pair = _tokens().refresh()
+    except KeapError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"refreshed: the access token expires {when(pair.expires_at, pair.refreshed_at)}")
+
+
+@auth.command("logout")
+def auth_logout() -> None:
+    """Delete the stored tokens: workers stop calling Keap and orders wait until `keap-orders auth login`."""
+    deleted = _tokens().forget()
+    click.echo("deleted the stored tokens" if deleted else "no tokens were stored")
 
 
 def _sandbox_module(name: str):

@@ -1,8 +1,11 @@
-"""What an operator reads: one order's state in words and times, and the orders that are not moving (`stuck`)."""
+"""What an operator reads: one order's state in words and times, the orders that are not moving (`stuck`), failed
+orders by step, reason, time and lane (`failed`, `retry --failed`), and an order's record for support (`export`)."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any, Iterator
 
 from worker.ledger import OrderState, Ledger
 
@@ -41,6 +44,9 @@ def describe(state: OrderState, now: float) -> str:
                      "last progress)"),
         ("created", when(state.created_at, now)),
         ("updated", when(state.updated_at, now)),
+        ("done", when(state.done_at, now) if state.done_at else None),
+        ("compacted", f"{when(state.compacted_at, now)}: the order's data is gone, its Keap ids are kept"
+         if state.compacted_at else None),
         ("failed at", f"{state.error_step} ({state.error_kind})" if state.error_step else None),
         ("error", state.error),
         ("keap ids", "  ".join(f"{what}={value}" for what, value in sorted(state.results.items())) or "-"),
@@ -92,3 +98,96 @@ def _why(ledger: Ledger, state: OrderState, next_look: float, now: float) -> str
         return "a worker is on it (slow Keap?)" if alive else "its worker died; the keeper sends it again"
     return (f"queued; no worker has started it (is a worker consuming the {state.lane} lane?); "
             f"re-sent {state.redrives} time(s)")
+
+
+_AGO = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def moment(text: str, now: float) -> float:
+    """A time an operator types: "90m", "2h", "3d" (ago), or an ISO date / date and time (UTC unless it says)."""
+    text = text.strip()
+    ago = _AGO.match(text)
+    if ago:
+        return now - float(ago.group(1)) * _UNIT[ago.group(2)]
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{text!r}: use a duration ago such as 90m, 2h, 3d, or a date/time such as 2026-11-26 or "
+                         "2026-11-26T14:00 (UTC)") from None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()
+
+
+@dataclass(frozen=True)
+class FailedFilter:
+    """Which failed orders: at a step, for a reason (an error kind, or words of the error), failed (last changed)
+    within [since, until], on a lane. None matches anything."""
+
+    step: str | None = None
+    reason: str | None = None
+    since: float | None = None
+    until: float | None = None
+    lane: str | None = None
+
+    def matches(self, row: FailedRow) -> bool:
+        reason = (self.reason or "").lower()
+        return ((self.step is None or row.step == self.step) and (self.lane is None or row.lane == self.lane)
+                and (not reason or reason == row.kind.lower() or reason in row.error.lower())
+                and (self.since is None or row.failed_at >= self.since)
+                and (self.until is None or row.failed_at <= self.until))
+
+
+@dataclass(frozen=True)
+class FailedRow:
+    external_id: str
+    step: str
+    kind: str
+    lane: str
+    failed_at: float
+    error: str
+
+
+_FIELDS = ("error_step", "error_kind", "lane", "updated_at", "error")
+
+
+def failed_orders(ledger: Ledger, which: FailedFilter, limit: int | None = None) -> tuple[list[FailedRow], int]:
+    """The failed orders that match, oldest failure first (at most `limit`), and how many failed orders there are.
+    Reads the failed orders only (their set), 500 at a time."""
+    rows = [row for row in _failed(ledger) if which.matches(row)]
+    rows.sort(key=lambda row: (row.failed_at, row.external_id))
+    return (rows if limit is None else rows[:limit]), ledger.count("failed")
+
+
+def _failed(ledger: Ledger) -> Iterator[FailedRow]:
+    batch: list[str] = []
+    for raw in ledger.redis.sscan_iter(ledger.status_key("failed"), count=500):
+        batch.append(raw.decode())
+        if len(batch) >= 500:
+            yield from _rows(ledger, batch)
+            batch = []
+    yield from _rows(ledger, batch)
+
+
+def _rows(ledger: Ledger, ids: list[str]) -> Iterator[FailedRow]:
+    if not ids:
+        return
+    pipe = ledger.redis.pipeline(transaction=False)
+    for ext in ids:
+        pipe.hmget(ledger.order_key(ext), *_FIELDS)
+    for ext, values in zip(ids, pipe.execute()):
+        step, kind, lane, updated, error = (v.decode() if v else "" for v in values)
+        yield FailedRow(ext, step or "-", kind or "-", lane or "live", float(updated or 0), error)
+
+
+def export(state: OrderState, now: float, *, with_message: bool = False) -> dict[str, Any]:
+    """An order's ledger record for support: status, steps, errors, Keap ids, unanswered writes, times in UTC (and
+    epoch seconds). The stored message (the customer's data) only when asked for."""
+    record = state.as_dict()
+    for name in ("created_at", "updated_at", "done_at", "compacted_at", "parked_until"):
+        if record.get(name) is not None:
+            record[name] = {"utc": when(record[name], now).split(" (")[0], "epoch": record[name]}
+    record["pending_writes"] = {what: {"sent_at": when(intent.at, now).split(" (")[0], "lookups": intent.checks}
+                                for what, intent in sorted(state.intents.items())}
+    if with_message:
+        record["message"] = state.message
+    return record

@@ -77,14 +77,18 @@ def run_env(base_url: str, redis_url: str, run_id: str, **overrides: str) -> dic
 @contextmanager
 def worker_process(env: dict[str, str], *, queues: str | None = None, name: str = "demo", pool: str = "threads",
                    concurrency: int = 4, beat: bool = True, output: int | None = subprocess.DEVNULL,
-                   errors: int | IO | None = None) -> Iterator[subprocess.Popen]:
+                   errors: int | IO | None = None, loglevel: str = "WARNING",
+                   events: bool = False) -> Iterator[subprocess.Popen]:
     """A `celery worker` subprocess (its own process group, so it can be killed whole) on the run's queues; with
-    `beat`, the keeper's schedule is embedded (-B). In production the keeper runs on its own (Procfile)."""
+    `beat`, the keeper's schedule is embedded (-B); with `events`, it sends task events (-E, what Flower shows).
+    In production the keeper runs on its own (Procfile)."""
     queues = queues or ",".join(env[k] for k in ("LIVE_QUEUE", "BACKFILL_QUEUE", "KEEPER_QUEUE"))
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "celery", "--quiet", "-A", "worker.app", "worker", "-Q", queues, "--pool", pool,
-               "--concurrency", str(concurrency), "--loglevel", "WARNING", "--without-gossip", "--without-mingle",
+               "--concurrency", str(concurrency), "--loglevel", loglevel, "--without-gossip", "--without-mingle",
                "--hostname", f"{name}-{os.getpid()}@%h"]
+        if events:
+            cmd.append("-E")
         if beat:
             cmd += ["--beat", "--schedule", os.path.join(tmp, "beat-schedule")]
         # Celery warns at length when run as root (containers, CI); the demo is not the place for it.

@@ -62,7 +62,8 @@ class Producer:
 
         def merge(state: OrderState) -> dict[str, Any]:
             if state.message is None:
-                raise LookupError(f"order {external_id}: unknown; send the whole order with enqueue_order first")
+                raise LookupError(f"order {external_id}: its data was removed by retention (done, compacted); send "
+                                  "the whole order with enqueue_order(..., force=True) instead")
             if not (allowed and additions.get(allowed)):
                 return {}
             message = {**state.message, allowed: _merged(allowed, state.message, additions[allowed])}
@@ -83,6 +84,9 @@ class Producer:
         state = self.ledger.get(external_id)
         if state is None:
             raise LookupError(f"order {external_id}: unknown; nothing to retry")
+        if order is None and state.message is None:
+            raise ValueError(f"order {external_id}: its data was removed by retention (done, compacted); pass the "
+                             "whole order (`--file`): what is already in Keap is not written again")
         parsed = parse_order(order if order is not None else state.message)
         if parsed.external_id != external_id:
             raise ValueError(f"order {external_id}: the fixed order has external_id {parsed.external_id!r}")

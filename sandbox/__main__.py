@@ -26,11 +26,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency-ms", type=_latency, default=0, help="fixed ms, or MIN,MAX for a range")
     parser.add_argument("--seed", type=int, default=None, help="seed for reproducible faults")
     parser.add_argument("--data", default=None, help="seed data JSON file (default: sandbox/seed.json)")
+    parser.add_argument("--token-ttl", type=int, default=86400, help="OAuth access token lifetime in seconds")
     args = parser.parse_args(argv)
     if args.data:
         json.load(open(args.data, encoding="utf-8"))  # fail fast with a clear JSON error
     run(host=args.host, port=args.port, api_key=args.api_key, limits=args.limits, latency_ms=args.latency_ms,
-        seed=args.seed, data=args.data, tenant_limits=args.tenant_limits)
+        seed=args.seed, data=args.data, token_lifetime=args.token_ttl, tenant_limits=args.tenant_limits)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import select
 import signal
 import socket
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
-from sandbox.auth import API_KEY, OAuth, TokenError
+from sandbox.auth import API_KEY, AUTHORIZE_PATH, OAuth, TokenError
 from sandbox.faults import FaultConfig, Faults
 from sandbox.limits import THROTTLED_BODY, Limits, RateLimiter
 from sandbox.spec import load_spec
@@ -120,7 +121,7 @@ class Sandbox:
         per_second, per_minute = self.limiter.peaks()
         with self._stats_lock:
             return {"requests": dict(self._requests), "total": self._total, "throttled_429": self._throttled,
-                    "max_per_second": per_second, "max_per_minute": per_minute,
+                    "max_per_second": per_second, "max_per_minute": per_minute, "oauth": self.oauth.counted(),
                     "activity": self.limiter.activity()}
 
     def reset(self) -> None:
@@ -138,6 +139,21 @@ class Sandbox:
             self._total += 1
             if status == 429:
                 self._throttled += 1
+
+    # ------------------------------------------------------------------ OAuth
+    def handle_token(self, headers, raw: bytes, caller_gone: Callable[[], bool]) -> tuple[int, dict | None]:
+        """`POST /token`; (status, body), or (0, None) when the caller hung up during the injected latency: the
+        request never reached the token server, so nothing was issued or rotated."""
+        delay = self.faults.latency_seconds("POST", "/token")
+        if delay:
+            self._stopping.wait(delay)
+            if caller_gone():
+                self.oauth.count("abandoned")
+                return 0, None
+        try:
+            return 200, self.oauth.token(headers, raw)
+        except TokenError as exc:
+            return exc.status, exc.body
 
     # ------------------------------------------------------------------ API
     def _routes(self) -> dict[tuple[str, str], Callable]:
@@ -300,11 +316,13 @@ class _Handler(BaseHTTPRequestHandler):
         sandbox = self.sandbox
         if method == "POST" and path in ("/token", API_PREFIX + "/token"):
             exchange["template"] = "/token"
-            try:
-                status, body = 200, sandbox.oauth.token(self.headers, raw)
-            except TokenError as exc:
-                status, body = exc.status, exc.body
+            status, body = sandbox.handle_token(self.headers, raw, self._caller_gone)
+            if not status:
+                self.close_connection = True
+                return None
             return self._finish(exchange, status, body, {})
+        if method == "GET" and path == AUTHORIZE_PATH:
+            return self._authorize(exchange, query)
         if not path.startswith(API_PREFIX + "/"):
             exchange["template"] = "<unknown>"
             return self._finish(exchange, 404, error_body(404, f"No Keap endpoint at {path}"), {})
@@ -317,6 +335,27 @@ class _Handler(BaseHTTPRequestHandler):
         if stall is not None:
             return self._drop(exchange, status, body, stall)
         self._finish(exchange, status, body, headers)
+
+    def _authorize(self, exchange: dict, query: dict) -> None:
+        exchange["template"] = AUTHORIZE_PATH
+        try:
+            location = self.sandbox.oauth.authorize(query)
+        except TokenError as exc:
+            return self._finish(exchange, exc.status, exc.body, {})
+        exchange.update(status=302)
+        self._log_exchange(exchange, 302)
+        self.send_response(302)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def _caller_gone(self) -> bool:
+        """The client closed its connection (a killed process): readable, and reading would give end of file."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
 
     def _finish(self, exchange: dict, status: int, body, headers: dict) -> None:
         exchange.update(status=status, response_json=body)
@@ -362,6 +401,8 @@ class _Handler(BaseHTTPRequestHandler):
             elif (method, name) == ("POST", "reset"):
                 sandbox.reset()
                 body = {"reset": True}
+            elif (method, name) == ("POST", "revoke"):
+                body = {"revoked_tokens": sandbox.oauth.revoke()}
             elif (method, name) == ("GET", "faults"):
                 body = sandbox.faults.as_dict()
             elif (method, name) == ("POST", "faults"):
@@ -369,7 +410,7 @@ class _Handler(BaseHTTPRequestHandler):
                 body = sandbox.faults.as_dict()
             else:
                 status, body = 404, {"error": f"no admin endpoint {method} {ADMIN_PREFIX}{name}; "
-                                              "try GET stats, POST reset, GET/POST faults"}
+                                              "try GET stats, POST reset, POST revoke, GET/POST faults"}
         except (ValueError, TypeError) as exc:
             status, body = 400, {"error": str(exc)}
         payload = json.dumps(body).encode()
@@ -382,7 +423,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 def run(host: str = "127.0.0.1", port: int = 8700, api_key: str = API_KEY, limits: str = "oauth",
         latency_ms: float | list = 0, seed: int | None = None, data: str | None = None,
-        tenant_limits: str = "tenant") -> None:
+        token_lifetime: int = 86400, tenant_limits: str = "tenant") -> None:
     """Serve until SIGINT/SIGTERM, printing how to connect."""
     # Handler threads take turns on the GIL; a short switch interval keeps the time a call is counted at (its
     # rate-limit clock) close to its arrival while other threads validate bodies.
@@ -391,17 +432,19 @@ def run(host: str = "127.0.0.1", port: int = 8700, api_key: str = API_KEY, limit
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     sandbox = Sandbox(host=host, port=port, api_key=api_key, limits=limits, latency_ms=latency_ms, seed=seed,
-                      data=data, tenant_limits=tenant_limits).start()
+                      data=data, token_lifetime=token_lifetime, tenant_limits=tenant_limits).start()
     client = sandbox.oauth_client
     print(f"Keap sandbox base URL: {sandbox.base_url}  (REST: {sandbox.base_url}/rest/v2/..., "
           f"token: {sandbox.url}/token)", flush=True)
     print(f"API key (X-Keap-API-Key): {api_key}", flush=True)
     print(f"OAuth client_id={client['client_id']} client_secret={client['client_secret']} "
           f"authorization_code={client['authorization_code']} redirect_uri={client['redirect_uri']}", flush=True)
+    print(f"OAuth authorize URL: {sandbox.url}{AUTHORIZE_PATH}; token URL: {sandbox.url}/token; access tokens live "
+          f"{token_lifetime}s", flush=True)
     print(f"Limits: {limits}" + (f" ({Limits.parse(limits).describe()})" if Limits.parse(limits) else "")
           + f"; account: {tenant_limits}"
           + (f" ({Limits.parse(tenant_limits).describe()})" if Limits.parse(tenant_limits) else ""), flush=True)
-    print(f"Admin: {sandbox.url}{ADMIN_PREFIX}stats | reset | faults", flush=True)
+    print(f"Admin: {sandbox.url}{ADMIN_PREFIX}stats | reset | revoke | faults", flush=True)
     try:
         stop.wait()
     finally:

@@ -98,3 +98,10 @@ def test_every_step_of_the_pipeline_is_a_module_of_worker_steps_with_a_run():
     assert all(callable(step.run) and (ROOT / "worker" / "steps" / f"{step.name}.py").is_file()
                for step in pipeline.STEPS)
     assert len({step.task for step in pipeline.STEPS}) == len(pipeline.STEPS)
+
+
+def test_every_setting_is_documented_in_the_env_example():
+    from worker.settings import Settings
+
+    text = (ROOT / "deploy" / ".env.example").read_text()
+    assert [name.upper() for name in Settings.model_fields if f"\n{name.upper()}=" not in text] == []

@@ -2,18 +2,20 @@
 keeper's beat schedule, sending an order's steps, and the worker's start-up checks (in Celery's signals).
 
 Nothing is read or initialised at import: the configuration is built from the settings when Celery first needs
-it (or by `configure(settings)`); checks and Sentry run in the worker's `celeryd_init` signal.
+it (or by `configure(settings)`); checks, Sentry and metrics start in the worker's `celeryd_init` signal, logging
+in `setup_logging`, and a heartbeat file (for health checks) is touched on every Celery heartbeat.
 """
 from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import redis
 from celery import Celery, chain, signals
 from kombu import Exchange, Queue
 
-from worker import context, pipeline
+from worker import context, logs, metrics, pipeline, sentry
 from worker.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -85,7 +87,7 @@ def send(settings: Settings, external_id: str, lane: str, step: str, ticket: str
 
 def readiness_problems(settings: Settings) -> list[str]:
     """Why a worker with these settings must not take work: it would drop or stall every order it touches."""
-    problems = []
+    problems = time_limit_problems(settings)
     try:
         context.credential(settings)
     except context.NoCredential as exc:
@@ -112,6 +114,21 @@ def readiness_problems(settings: Settings) -> list[str]:
     return problems
 
 
+def time_limit_problems(settings: Settings) -> list[str]:
+    soft, hard = settings.task_soft_time_limit_seconds, settings.task_time_limit_seconds
+    problems = []
+    if not soft < hard:
+        problems.append(f"TASK_SOFT_TIME_LIMIT_SECONDS ({soft:g}) must be below TASK_TIME_LIMIT_SECONDS ({hard:g})")
+    if not hard < settings.visibility_timeout_seconds:
+        problems.append(f"TASK_TIME_LIMIT_SECONDS ({hard:g}) must be below VISIBILITY_TIMEOUT_SECONDS "
+                        f"({settings.visibility_timeout_seconds}): a step still running when its message becomes "
+                        "visible again would run twice at once")
+    if soft < 3 * settings.keap_timeout_seconds:
+        problems.append(f"TASK_SOFT_TIME_LIMIT_SECONDS ({soft:g}) must leave room for a few Keap calls of "
+                        f"KEAP_TIMEOUT_SECONDS ({settings.keap_timeout_seconds:g}) each: at least three")
+    return problems
+
+
 @signals.celeryd_init.connect
 def _init_worker(**_) -> None:
     settings = get_settings()
@@ -120,27 +137,29 @@ def _init_worker(**_) -> None:
         for problem in problems:
             print(f"keap-orders worker refuses to start: {problem}", file=sys.stderr)
         raise SystemExit(EX_CONFIG)
-    _init_sentry(settings)
-    # urllib3's DEBUG lines carry full URLs, and a Keap filter in a URL can hold a customer's email.
-    logging.getLogger("urllib3").setLevel(max(logging.INFO, logging.getLogger("urllib3").level))
+    sentry.init(settings)
+    metrics.enable(settings.prometheus_multiproc_dir)  # before the pool forks and before any metric is made
+    # A step past the soft limit is retried (the runner's `interrupted`); past the hard limit its process is killed
+    # and the keeper re-sends the order; both below the visibility timeout (checked above). Set here, for the worker
+    # only: Celery copies the limits a producer has configured into each message, and the message's would win.
+    app.conf.update(task_soft_time_limit=settings.task_soft_time_limit_seconds,
+                    task_time_limit=settings.task_time_limit_seconds)
+
+
+@signals.setup_logging.connect
+def _init_logging(loglevel=logging.INFO, **_) -> None:
+    # Connected, so Celery leaves logging to us: JSON lines (or text on a terminal), scrubbed.
+    logs.configure(loglevel or logging.INFO, get_settings().log_format)
+
+
+@signals.heartbeat_sent.connect
+@signals.worker_ready.connect
+def _heartbeat(**_) -> None:
+    path = get_settings().heartbeat_file
+    if path:
+        Path(path).touch()
 
 
 @signals.worker_process_init.connect
 def _after_fork(**_) -> None:
     context.install(None)
-
-
-def _init_sentry(settings: Settings) -> None:
-    if not settings.sentry_dsn:
-        return
-    import sentry_sdk
-    from sentry_sdk.integrations.celery import CeleryIntegration
-    from sentry_sdk.integrations.logging import LoggingIntegration
-
-    # send_default_pii=False keeps request bodies, emails and addresses out of events.
-    sentry_sdk.init(
-        dsn=settings.sentry_dsn.get_secret_value(),
-        integrations=[CeleryIntegration(), LoggingIntegration(event_level=logging.ERROR)],
-        send_default_pii=False,
-        max_request_body_size="never",
-    )

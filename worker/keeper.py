@@ -4,7 +4,8 @@ It releases parked orders whose time has come (retries with a long wait, rate-li
 times) and sends again orders that stopped moving: a queued order whose message never started, a running order
 whose worker died (its lease ran out). Each pass reads only the orders that are due (a sorted set by time), so
 its cost follows the work that is due, never the size of the ledger. Two keepers at once are safe: taking a due
-order is atomic, and a re-sent order gets a new ticket that makes its older messages stale.
+order is atomic, and a re-sent order gets a new ticket that makes its older messages stale. It also refreshes the
+OAuth tokens when due (`keep_tokens`) and compacts done orders past their retention (`compact`).
 """
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import logging
 from collections import Counter
 from typing import Protocol
 
+from worker.keap import CredentialRevoked, KeapError
+from worker.keap.tokens import OAuthTokens
 from worker.ledger import Due, Ledger
 from worker.settings import Settings
 
@@ -33,6 +36,31 @@ def tick(ledger: Ledger, settings: Settings, send: Send, limit: int = 500) -> Co
     if done:
         log.info("keeper: %s", ", ".join(f"{kind} {n}" for kind, n in sorted(done.items())))
     return done
+
+
+def keep_tokens(tokens: OAuthTokens | None) -> None:
+    """Refresh the OAuth tokens ahead of expiry and at least every 30 days, so requests seldom wait for a refresh
+    and an idle grant's refresh token does not die. Cheap when nothing is due (one Redis round trip)."""
+    if tokens is None:
+        return
+    try:
+        tokens.refresh_if_due()
+    except CredentialRevoked:
+        pass  # the fleet is paused and was alerted once; `auth login` resumes it
+    except KeapError as exc:
+        log.warning("keeper: OAuth token refresh failed (%s); the next pass or a request tries again",
+                    type(exc).__name__)
+
+
+def compact(ledger: Ledger, settings: Settings, limit: int = 500) -> int:
+    """Compact done orders older than DONE_RETENTION_DAYS to their done marker, at most `limit` a pass (a backlog
+    is worked off over several passes); returns how many were compacted."""
+    if settings.done_retention_days <= 0:
+        return 0
+    _, compacted = ledger.compact_done(settings.done_retention_days * 86400, limit)
+    if compacted:
+        log.info("keeper: compacted %d done order(s) older than %g days", compacted, settings.done_retention_days)
+    return compacted
 
 
 def _handle(ledger: Ledger, settings: Settings, send: Send, due: Due) -> str:

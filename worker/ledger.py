@@ -8,6 +8,8 @@ Keys under the prefix:
                or the deadline by which a queued or running order must have moved. The keeper reads only what is
                due, never the whole ledger.
   lease:{name} a lease (token, expiry) on an order or a shared resource, renewed while its holder works
+  done         sorted set of done orders by the time they finished: retention compacts what is older than
+               DONE_RETENTION_DAYS to a small marker (`compact_done`), reading only what is due
 
 Every status change is one Lua script using Redis server time, so all hosts agree on the clock. `cancelled` is
 final: no script moves an order out of it.
@@ -52,7 +54,8 @@ move(KEYS[1], KEYS[2], ARGV[1], 'queued')
 redis.call('HSET', KEYS[1], 'message', ARGV[2], 'lane', ARGV[3], 'step', step, 'ticket', ARGV[7],
            'updated_at', now, 'redrives', 0)
 redis.call('HSETNX', KEYS[1], 'created_at', now)
-redis.call('HDEL', KEYS[1], 'error', 'error_step', 'error_kind', 'parked_until', 'parked_reason', 'single')
+redis.call('HDEL', KEYS[1], 'error', 'error_step', 'error_kind', 'parked_until', 'parked_reason', 'single',
+           'compacted_at')
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[8]), ARGV[1])
 return {1, old or '', step}
 """
@@ -89,8 +92,9 @@ end
 return {'ok', status, lane}
 """
 
-# The end of a step run. KEYS: order, status prefix, watch, lease. ARGV: id, token, ticket ('' = single step),
-# what: next|done|park|retry|fail|single, then: next step | parked until | seconds to start within | error fields.
+# The end of a step run. KEYS: order, status prefix, watch, lease, done index. ARGV: id, token, ticket ('' = single
+# step), what: next|done|park|retry|fail|single, then: next step | parked until | seconds to start within | error
+# fields.
 _SETTLE_RUN = _NOW + _MOVE + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if redis.call('GET', KEYS[4]) == ARGV[2] then redis.call('DEL', KEYS[4]) end
@@ -120,6 +124,8 @@ end
 if redis.call('HGET', KEYS[1], 'ticket') ~= ARGV[3] then return 0 end
 if what == 'done' then
   move(KEYS[1], KEYS[2], ARGV[1], 'done')
+  redis.call('HSET', KEYS[1], 'done_at', now)
+  redis.call('ZADD', KEYS[5], now, ARGV[1])
   redis.call('HDEL', KEYS[1], 'step', 'parked_until', 'parked_reason')
   if not redis.call('HGET', KEYS[1], 'single') then redis.call('ZREM', KEYS[3], ARGV[1]) end
 elseif what == 'next' or what == 'retry' then
@@ -195,6 +201,37 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+# Retention. KEYS: order, done index. ARGV: id, cutoff (finished before it), when to look again at an order that
+# is busy with a step sent on its own. A done order keeps its status, when it finished and the ids of every write
+# that has no idempotency key in Keap (what a step checks before writing, so a re-sent order writes nothing again);
+# the message (the customer's data), custom-field values, checks, errors and counters go.
+_COMPACT = _NOW + """
+local done_at = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if not done_at or tonumber(done_at) > tonumber(ARGV[2]) then return 0 end
+if redis.call('HGET', KEYS[1], 'status') ~= 'done' then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return 0
+end
+if redis.call('HEXISTS', KEYS[1], 'single') == 1 then
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+  return 0
+end
+local fields = redis.call('HGETALL', KEYS[1])
+local keep = {'status', 'done', 'done_at', done_at, 'compacted_at', tostring(now)}
+for i = 1, #fields, 2 do
+  local name = fields[i]
+  if name == 'r:order_id' or name == 'r:contact_id' or string.match(name, '^r:item:') or
+     string.match(name, '^r:payment:') or string.match(name, '^r:subscription:') or string.match(name, '^r:invoice:') then
+    table.insert(keep, name)
+    table.insert(keep, fields[i + 1])
+  end
+end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(keep))
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+"""
+
 _CANCEL = _MOVE + """
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return false end
@@ -237,6 +274,8 @@ class OrderState:
     created_at: float | None = None
     updated_at: float | None = None
     step_started_at: float | None = None
+    done_at: float | None = None
+    compacted_at: float | None = None  # retention dropped the message; the Keap ids stay (exactly once)
     message: dict[str, Any] | None = None
     results: dict[str, str] = field(default_factory=dict)
     intents: dict[str, Intent] = field(default_factory=dict)
@@ -263,6 +302,8 @@ class OrderState:
             created_at=number("created_at"),
             updated_at=number("updated_at"),
             step_started_at=number("step_started_at"),
+            done_at=number("done_at"),
+            compacted_at=number("compacted_at"),
             message=json.loads(data["message"]) if "message" in data else None,
             results={k[2:]: v for k, v in data.items() if k.startswith("r:")},
             intents={k[2:]: Intent(**json.loads(v)) for k, v in data.items() if k.startswith("i:")},
@@ -275,7 +316,8 @@ class OrderState:
             "pending_step": self.single,
             "attempts": self.attempts, "redrives": self.redrives, "resends": self.resends, "error": self.error, "error_step": self.error_step,
             "error_kind": self.error_kind, "parked_until": self.parked_until, "parked_reason": self.parked_reason,
-            "created_at": self.created_at, "updated_at": self.updated_at, "results": self.results,
+            "created_at": self.created_at, "updated_at": self.updated_at, "done_at": self.done_at,
+            "compacted_at": self.compacted_at, "results": self.results,
             "pending_writes": sorted(self.intents),
         }
 
@@ -302,13 +344,17 @@ class Ledger:
         self.prefix = prefix
         scripts = {"_register": _REGISTER, "_claim": _CLAIM, "_settle": _SETTLE_RUN, "_take_due": _TAKE_DUE,
                    "_resend": _RESEND, "_mark_intent": _MARK_INTENT, "_note_check": _NOTE_CHECK, "_renew": _RENEW,
-                   "_release": _RELEASE, "_cancel": _CANCEL}
+                   "_release": _RELEASE, "_cancel": _CANCEL, "_compact": _COMPACT}
         for name, source in scripts.items():
             setattr(self, name, client.register_script(source))
 
     # keys -----------------------------------------------------------------------------------------------
     def _key(self, external_id: str) -> str:
         return f"{self.prefix}:order:{external_id}"
+
+    def order_key(self, external_id: str) -> str:
+        """The order's hash (for readers that fetch many orders' fields in one round trip)."""
+        return self._key(external_id)
 
     def lease_key(self, name: str) -> str:
         return f"{self.prefix}:lease:{name}"
@@ -320,6 +366,18 @@ class Ledger:
     @property
     def _watch(self) -> str:
         return f"{self.prefix}:watch"
+
+    @property
+    def _done(self) -> str:
+        return f"{self.prefix}:done"
+
+    def status_key(self, status: str) -> str:
+        """The set of the orders with this status (its SCARD is their number)."""
+        return self._index + status
+
+    @property
+    def watch_key(self) -> str:
+        return self._watch
 
     def now(self) -> float:
         """Redis server time: the clock every host and every Lua script here shares."""
@@ -426,12 +484,6 @@ class Ledger:
         for member, score in self.redis.zscan_iter(self._watch, count=500):
             yield member.decode(), score
 
-    def watched(self, until: float | None = None, limit: int = 100) -> list[tuple[str, float]]:
-        """Active orders by the time the keeper looks at them next (oldest first), up to `until`."""
-        rows = self.redis.zrangebyscore(self._watch, "-inf", "+inf" if until is None else until, start=0,
-                                        num=limit, withscores=True)
-        return [(member.decode(), score) for member, score in rows]
-
     # a step run -----------------------------------------------------------------------------------------
     def claim(self, external_id: str, step: str, token: str, lease_seconds: float, ticket: str | None,
               step_names: Iterable[str]) -> tuple[str, str, str]:
@@ -447,7 +499,8 @@ class Ledger:
         """End a run and release its lease: next (step, start within s), retry (step, start within s), park (step,
         until, reason), done, single (step), fail (error, step, kind). False if the order moved on without us."""
         return bool(self._settle(
-            keys=[self._key(external_id), self._index, self._watch, self.lease_key(f"order:{external_id}")],
+            keys=[self._key(external_id), self._index, self._watch, self.lease_key(f"order:{external_id}"),
+                  self._done],
             args=[external_id, token, ticket or "", what, *args]))
 
     def record(self, external_id: str, results: dict[str, str]) -> None:
@@ -500,6 +553,9 @@ class Ledger:
         """Remember a parked order as waiting for one event (e.g. "reauth"), to release them all when it comes."""
         self.redis.sadd(f"{self.prefix}:held:{group}", external_id)
 
+    def held_count(self, group: str) -> int:
+        return self.redis.scard(f"{self.prefix}:held:{group}")
+
     def release_held(self, group: str) -> int:
         """The event came: every order held for it is due now (the keeper's next pass sends them)."""
         key, released = f"{self.prefix}:held:{group}", 0
@@ -522,6 +578,45 @@ class Ledger:
     def fail(self, external_id: str, step: str, error: str, kind: str) -> None:
         """Mark the order failed from outside a step run (the keeper, a producer that could not send)."""
         self.end_run(external_id, "", None, "fail", error, step, kind)
+
+    # retention ------------------------------------------------------------------------------------------
+    def compact_done(self, older_than: float, limit: int = 500) -> tuple[int, int]:
+        """Compact up to `limit` orders that finished more than `older_than` seconds ago to their done marker (see
+        _COMPACT); returns (looked at, compacted). Reads only those due, oldest first: O(what is due)."""
+        now = self.now()
+        cutoff = now - older_than
+        due = self.redis.zrangebyscore(self._done, "-inf", cutoff, start=0, num=limit)
+        compacted = 0
+        for member in due:
+            ext = member.decode()
+            compacted += int(self._compact(keys=[self._key(ext), self._done], args=[ext, cutoff, cutoff + 3600]))
+        return len(due), compacted
+
+    def done_due(self, older_than: float) -> int:
+        """How many done orders finished more than `older_than` seconds ago and are not compacted yet."""
+        return self.redis.zcount(self._done, "-inf", self.now() - older_than)
+
+    def index_done(self, batch: int = 500) -> int:
+        """Put done orders that finished before the done index existed into it, by their last update (a one-off
+        after an upgrade: it reads every done order once); returns how many were added."""
+        added = 0
+        batch_ids: list[str] = []
+        for raw in self.redis.sscan_iter(self._index + "done", count=batch):
+            batch_ids.append(raw.decode())
+            if len(batch_ids) >= batch:
+                added += self._index_done(batch_ids)
+                batch_ids = []
+        return added + (self._index_done(batch_ids) if batch_ids else 0)
+
+    def _index_done(self, ids: list[str]) -> int:
+        pipe = self.redis.pipeline(transaction=False)
+        for ext in ids:
+            pipe.hmget(self._key(ext), "done_at", "updated_at", "compacted_at")
+        when = {}
+        for ext, (done_at, updated, compacted) in zip(ids, pipe.execute()):
+            if not compacted and (done_at or updated):
+                when[ext] = float(done_at or updated)
+        return int(self.redis.zadd(self._done, when, nx=True)) if when else 0
 
     # caches shared by all workers (contacts, products, custom fields) -----------------------------------
     def cache_get(self, name: str, key: str) -> str | None:

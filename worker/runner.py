@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import redis
 
@@ -34,11 +34,21 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Outcome:
-    """What the task does next: "next" (go on with the chain), "retry" (after `countdown`), "stop" (cut it)."""
+    """What the task does next: "next" (go on with the chain), "retry" (after `countdown`), "stop" (cut it).
+
+    For logs and metrics, `result` says what happened (next, done, single, retry, parked, failed, skipped, busy,
+    lost, interrupted), with the order's lane, the wait's reason, and a failure's error kind and message.
+    """
 
     action: str
     countdown: float = 0.0
     failures: int = 0
+    # What happened, not what to do next: left out of comparisons.
+    result: str = field(default="", compare=False)
+    lane: str = field(default="", compare=False)
+    reason: str = field(default="", compare=False)
+    error_kind: str = field(default="", compare=False)
+    error: str = field(default="", compare=False)
 
 
 NEXT, STOP = Outcome("next"), Outcome("stop")
@@ -79,9 +89,10 @@ def refused(external_id: str, step: str, exc: KeapPermanentError) -> str:
 
 
 def run_step(ctx: StepContext, settings: Settings, step: str, external_id: str, *, ticket: str | None = None,
-             failures: int = 0) -> Outcome:
+             failures: int = 0, interrupted: tuple[type[BaseException], ...] = ()) -> Outcome:
     """Run `step` of one order once. `ticket`: the sending of the order this chain message belongs to (None for a
-    step sent on its own, which never moves the order's status on success).
+    step sent on its own, which never moves the order's status on success). `interrupted`: exceptions that mean the
+    run was cut short from outside (the worker's soft time limit): the step is retried like a transient error.
 
     Raises only for a bug (after recording it as the order's failure), so the task ends in Celery's FAILURE.
     """
@@ -91,10 +102,10 @@ def run_step(ctx: StepContext, settings: Settings, step: str, external_id: str, 
                                          pipeline.STEP_NAMES)
     if verdict == "busy":
         # Another run of this order holds the lease: this delivery waits its turn, then finds the work done.
-        return Outcome("retry", random.uniform(1, 5), failures)
+        return Outcome("retry", random.uniform(1, 5), failures, result="busy", lane=lane)
     if verdict != "ok":
         log.info("order %s: %s not run (%s)", external_id, step, verdict)
-        return STOP
+        return replace(STOP, result="skipped", lane=lane, reason=verdict)
     lease = Lease(ledger, f"order:{external_id}", settings.lease_seconds, token)
     lease.keep()
     lane_token = LANE.set(lane)
@@ -104,7 +115,9 @@ def run_step(ctx: StepContext, settings: Settings, step: str, external_id: str, 
         # Redis itself is out of reach: nothing can be recorded now. The lease runs out by itself; the delivery
         # comes back (or the keeper re-sends the order) once Redis answers again.
         log.warning("order %s: %s interrupted, Redis unreachable (%s)", external_id, step, type(exc).__name__)
-        return Outcome("retry", random.uniform(2, 5), failures)
+        return Outcome("retry", random.uniform(2, 5), failures, result="interrupted", lane=lane)
+    except interrupted as exc:
+        result = _timed_out(external_id, step, failures, settings, exc)
     except Exception as exc:
         # A bug, not Keap: record it for the operator, then let Celery (and Sentry) see the traceback.
         _end(ctx, settings, external_id, token, ticket, step,
@@ -116,8 +129,17 @@ def run_step(ctx: StepContext, settings: Settings, step: str, external_id: str, 
         lease.release()
     if result == _LOST:
         log.warning("order %s: lease lost during %s; the order is left to its new holder", external_id, step)
-        return STOP
-    return _end(ctx, settings, external_id, token, ticket, step, result)
+        return replace(STOP, result="lost", lane=lane)
+    return replace(_end(ctx, settings, external_id, token, ticket, step, result), lane=lane)
+
+
+def _timed_out(external_id: str, step: str, failures: int, settings: Settings, exc: BaseException) -> _Wait | _Failed:
+    # Unanswered writes keep their intents, so the next run reconciles before writing again.
+    if failures >= settings.max_retries:
+        return _Failed(f"order {external_id}: {step}: gave up after {failures + 1} attempts that each ran past the "
+                       f"time limit ({type(exc).__name__}); once Keap answers promptly again, run "
+                       f"`keap-orders retry {external_id}`", "transient")
+    return _Wait(backoff(failures, settings), f"retry after {type(exc).__name__}", failures + 1)
 
 
 def _run(ctx: StepContext, settings: Settings, step: str, external_id: str,
@@ -162,8 +184,9 @@ def _end(ctx: StepContext, settings: Settings, external_id: str, token: str, tic
     stall = settings.queued_stall_seconds
     if isinstance(result, _Failed):
         ledger.end_run(external_id, token, ticket, "fail", result.error, step, result.kind)
-        log.error("order %s: failed at %s: %s", external_id, step, result.error)
-        return STOP  # the rest of this order's chain must not run on a failed step
+        # No log line of its own: the task logs every outcome (worker/logs.py), and an error line here would be a
+        # Sentry error event per refused order.
+        return replace(STOP, result="failed", error_kind=result.kind, error=result.error)  # cut the chain
     if isinstance(result, _Wait):
         if result.seconds <= settings.broker_retry_max_seconds or ticket is None:
             # Short waits go through the broker (a countdown far below the visibility timeout); a step sent on
@@ -173,20 +196,21 @@ def _end(ctx: StepContext, settings: Settings, external_id: str, token: str, tic
                 ledger.end_run(external_id, token, ticket, "retry", step, wait + stall)
             else:
                 ledger.end_run(external_id, token, None, "release")
-            return Outcome("retry", wait, result.failures)
+            return Outcome("retry", wait, result.failures, result="retry", reason=result.reason)
         until = ledger.now() + result.seconds
         ledger.end_run(external_id, token, ticket, "park", step, until, result.reason)
         if result.reason == REAUTH:
             ledger.hold(external_id, "reauth")
         log.info("order %s: %s parked for %.0fs (%s)", external_id, step, result.seconds, result.reason)
-        return STOP
+        return replace(STOP, result="parked", reason=result.reason)
     if ticket is None:
         ledger.end_run(external_id, token, None, "single", step)
-        return STOP
+        return replace(STOP, result="single")
     if step == pipeline.LAST:
         moved = ledger.end_run(external_id, token, ticket, "done")
         if moved:
             log.info("order %s: done", external_id)
-        return STOP
+        return replace(STOP, result="done" if moved else "skipped")
     following = pipeline.STEP_NAMES[pipeline.STEP_NAMES.index(step) + 1]
-    return NEXT if ledger.end_run(external_id, token, ticket, "next", following, stall) else STOP
+    moved = ledger.end_run(external_id, token, ticket, "next", following, stall)
+    return replace(NEXT, result="next") if moved else replace(STOP, result="skipped")

@@ -16,7 +16,41 @@ class Settings(BaseSettings):
         description="Keap API root; paths /rest/v2/... are appended. The sandbox is http://127.0.0.1:PORT/crm.",
     )
     keap_api_key: SecretStr | None = Field(None, description="Service account key or personal access token.")
-    keap_access_token: SecretStr | None = Field(None, description="OAuth access token (instead of an API key).")
+    keap_access_token: SecretStr | None = Field(
+        None, description="A static OAuth access token (instead of an API key or KEAP_CLIENT_ID). Never refreshed: "
+        "Keap's access tokens expire after 24 hours, so use `keap-orders auth login` for anything longer.",
+    )
+    keap_client_id: str = Field(
+        "", description="OAuth client id of the Keap app; with it the workers use the tokens `keap-orders auth "
+        "login` stored (encrypted) in Redis and refresh them. The shared rate limit follows this app.",
+    )
+    keap_client_secret: SecretStr | None = Field(None, description="OAuth client secret of the Keap app.")
+    keap_redirect_uri: str = Field(
+        "", description="Redirect URI registered for the app. `auth login --listen` catches the code on it when it "
+        "is a loopback address (http://127.0.0.1:PORT/...); otherwise paste the address the browser lands on.",
+    )
+    keap_authorize_url: str = Field(
+        "https://accounts.infusionsoft.com/app/oauth/authorize", description="Keap's OAuth authorize page."
+    )
+    keap_token_url: str = Field("https://api.infusionsoft.com/token", description="Keap's OAuth token endpoint.")
+    token_encryption_key: SecretStr | None = Field(
+        None, description="Fernet key that encrypts the OAuth tokens in Redis; several comma-separated keys: the "
+        "first encrypts, all decrypt (key rotation). Make one with "
+        "`python -c \"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())\"`.",
+    )
+    oauth_refresh_ahead: float = Field(
+        0.1, description="Refresh the access token when less than this share of its life is left ...",
+    )
+    oauth_refresh_ahead_max_seconds: float = Field(
+        7200, description="... or, for long-lived tokens, at most this many seconds before it expires.",
+    )
+    oauth_refresh_every_days: float = Field(
+        30, description="Refresh at least this often even when idle: Keap's refresh tokens die after 45 days.",
+    )
+    oauth_refresh_wait_seconds: float = Field(
+        45, description="How long a request waits for another process's token refresh before it is retried later "
+        "(above the token call's timeout, so a slow refresh is waited for).",
+    )
     keap_account: str = Field(
         "",
         description="The Keap account (app name, e.g. ab103) the credential belongs to: the shared rate limit is "
@@ -64,8 +98,9 @@ class Settings(BaseSettings):
         "written again for that order before. Above Keap's gateway (Apigee) I/O timeout of 55 s.",
     )
     settle_checks: int = Field(
-        3, description="Lookups (a quarter of the settle time apart, then doubling) that must all miss a lost write, after the settle time, "
-        "before it is written again. Stored-card charges are never repeated on their own: an operator decides.",
+        3, description="Lookups (a quarter of the settle time apart, then doubling) that must all miss a lost "
+        "write, after the settle time, before it is written again. Stored-card charges are never repeated on "
+        "their own: an operator decides.",
     )
     queued_stall_seconds: float = Field(
         300, description="A queued order whose step has not started within this is sent again by the keeper.",
@@ -136,6 +171,43 @@ class Settings(BaseSettings):
     )
 
     sentry_dsn: SecretStr | None = Field(None, description="Sentry DSN; errors are reported without customer data.")
+
+    # Operations: Sentry, logs, metrics, health, time limits, retention
+    sentry_environment: str = Field("", description="Sentry environment name (e.g. production, staging).")
+    sentry_traces_sample_rate: float = Field(
+        0.0, ge=0, le=1,
+        description="Share of tasks sent to Sentry as performance transactions (scrubbed like events).",
+    )
+    sentry_refusal_interval_seconds: float = Field(
+        3600, description="Business refusals (unknown SKU, payment type, total mismatch, ...) reach Sentry as one "
+        "warning per reason per this many seconds for the whole fleet, with the count of refusals it stands for.",
+    )
+    log_format: str = Field(
+        "auto", pattern="^(auto|json|text)$",
+        description="Worker log lines: json (one JSON object per line), text, or auto (JSON when stderr is not a "
+        "terminal).",
+    )
+    prometheus_multiproc_dir: str = Field(
+        "", description="Directory where every worker process of a host writes its metrics (prometheus-client's "
+        "multiprocess mode) and `keap-orders metrics` reads them; empty: no metrics. Wipe it when the host starts.",
+    )
+    heartbeat_file: str = Field(
+        "", description="A file the worker touches on every Celery heartbeat (every 2 s): a health check tests "
+        "that it is fresh. Empty: none.",
+    )
+    task_soft_time_limit_seconds: float = Field(
+        240, description="A step still running after this is interrupted and retried later (its unanswered writes are "
+        "reconciled first). Above the longest step: a few Keap calls of KEAP_TIMEOUT_SECONDS each.",
+    )
+    task_time_limit_seconds: float = Field(
+        270, description="A step still running after this has its worker process killed (the keeper re-sends the "
+        "order). Above the soft limit and below VISIBILITY_TIMEOUT_SECONDS.",
+    )
+    done_retention_days: float = Field(
+        30, ge=0, description="Done orders are compacted to a small marker (status, Keap ids: what exactly-once "
+        "needs; the order's data is dropped) this many days after they finished, by the keeper and `keap-orders "
+        "gc`. 0: never.",
+    )
 
 
     @property

@@ -31,12 +31,13 @@ class Fleet:
         self._stack = ExitStack()
 
     def worker(self, name: str = "w", *, queues: str | None = None, pool: str = "threads", concurrency: int = 2,
-               beat: bool = False, env: dict | None = None):
+               beat: bool = False, env: dict | None = None, **options):
+        """A worker subprocess; `options` go to producers.demo.worker_process (errors=, loglevel=, events=)."""
         from producers.demo import worker_answers, worker_process
 
         proc = self._stack.enter_context(worker_process({**self.env, **(env or {})}, queues=queues or ",".join(
             (self.settings.live_queue, self.settings.backfill_queue)), name=f"{self.run_id}-{name}", pool=pool,
-            concurrency=concurrency, beat=beat))
+            concurrency=concurrency, beat=beat, **options))
         assert worker_answers(proc), f"worker {name} did not start"
         return proc
 

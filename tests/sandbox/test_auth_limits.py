@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -148,3 +149,74 @@ def test_tenant_limits_can_be_switched_off():
     with Sandbox(limits="off", tenant_limits="off") as sb:
         answer = Api(sb).get("/orders/model")
         assert answer.status_code == 200 and not any(h.startswith("x-keap-") for h in answer.headers)
+
+
+def authorize(sb, **params):
+    query = {"client_id": "sandbox-client", "redirect_uri": "http://127.0.0.1:8765/cb", "response_type": "code",
+             "scope": "full", "state": "st", **params}
+    return requests.get(sb.url + "/app/oauth/authorize", params=query, allow_redirects=False, timeout=10)
+
+
+def test_authorize_redirects_with_a_single_use_code_bound_to_its_redirect_uri(sandbox):
+    answer = authorize(sandbox)
+    assert answer.status_code == 302
+    location = answer.headers["Location"]
+    assert location.startswith("http://127.0.0.1:8765/cb?code=") and location.endswith("&state=st")
+    code = location.split("code=")[1].split("&")[0]
+    creds = ("sandbox-client", "sandbox-secret")
+    wrong_uri = token(sandbox, auth=creds, grant_type="authorization_code", code=code,
+                      redirect_uri=sandbox.oauth_client["redirect_uri"])
+    assert wrong_uri.status_code == 400 and wrong_uri.json()["error_description"] == "Redirect URI mismatch"
+    first = token(sandbox, auth=creds, grant_type="authorization_code", code=code, redirect_uri="http://127.0.0.1:8765/cb")
+    again = token(sandbox, auth=creds, grant_type="authorization_code", code=code, redirect_uri="http://127.0.0.1:8765/cb")
+    assert first.status_code == 200 and again.json()["error"] == "invalid_grant"
+
+    assert authorize(sandbox, redirect_uri="https://evil.example/cb").status_code == 400  # not registered, not loopback
+    assert authorize(sandbox, client_id="other").json()["error"] == "invalid_client"
+    refused = authorize(sandbox, scope="email")
+    assert refused.status_code == 302 and "error=invalid_request" in refused.headers["Location"]
+
+
+def test_revoke_kills_every_token_and_the_counters_say_what_the_token_endpoint_answered(sandbox):
+    creds = ("sandbox-client", "sandbox-secret")
+    client = sandbox.oauth_client
+    tokens = token(sandbox, auth=creds, grant_type="authorization_code", code=client["authorization_code"],
+                   redirect_uri=client["redirect_uri"]).json()
+    rotated = token(sandbox, auth=creds, grant_type="refresh_token", refresh_token=tokens["refresh_token"]).json()
+    assert requests.post(sandbox.url + "/__sandbox__/revoke", timeout=10).json()["revoked_tokens"] == 3
+    for access in (tokens["access_token"], rotated["access_token"]):
+        assert Api(sandbox, headers={"Authorization": f"Bearer {access}"}).get("/orders/model").status_code == 401
+    assert token(sandbox, auth=creds, grant_type="refresh_token",
+                 refresh_token=rotated["refresh_token"]).json()["error"] == "invalid_grant"
+    assert token(sandbox, auth=("sandbox-client", "wrong"), grant_type="refresh_token").status_code == 401
+    stats = requests.get(sandbox.url + "/__sandbox__/stats", timeout=10).json()
+    assert stats["oauth"] == {"code_exchanges": 1, "refreshes": 1, "invalid_grant": 1, "other_errors": 1,
+                              "abandoned": 0}
+    sandbox.reset()
+    assert sandbox.stats()["oauth"]["refreshes"] == 0
+
+
+def test_a_slow_token_request_whose_caller_hung_up_is_never_applied(sandbox):
+    client = sandbox.oauth_client
+    tokens = token(sandbox, grant_type="authorization_code", code=client["authorization_code"],
+                   redirect_uri=client["redirect_uri"], client_id="sandbox-client", client_secret="sandbox-secret").json()
+    sandbox.set_faults(latency_ms=800, routes=["POST /token"])
+    with pytest.raises(requests.Timeout):  # the caller gives up (as a killed process would) and closes
+        requests.post(sandbox.url + "/token", auth=("sandbox-client", "sandbox-secret"), timeout=0.3,
+                      data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+    time.sleep(1.0)
+    assert sandbox.stats()["oauth"]["abandoned"] == 1
+    sandbox.set_faults()
+    assert token(sandbox, auth=("sandbox-client", "sandbox-secret"), grant_type="refresh_token",
+                 refresh_token=tokens["refresh_token"]).status_code == 200  # the refresh token was not used up
+
+
+def test_token_ttl_option():
+    from click.testing import CliRunner
+
+    from producers.cli import main
+    from sandbox.__main__ import main as sandbox_main
+
+    assert "--token-ttl" in CliRunner().invoke(main, ["sandbox", "--help"]).output
+    with pytest.raises(SystemExit):
+        sandbox_main(["--token-ttl", "soon"])

@@ -29,3 +29,16 @@ def test_keap_refusals_become_actionable_operator_messages():
     assert "KEAP_API_KEY" in auth and "keap-orders retry shop-1" in auth
     bad = refused("shop-2", "record_payment", KeapValidationError("Keap answered 400: amount", status=400))
     assert "fix the order" in bad and "keap-orders retry shop-2" in bad
+
+
+def test_time_limits_are_the_workers_and_fit_under_the_visibility_timeout():
+    from worker.app import celery_config, time_limit_problems
+    from worker.settings import Settings
+
+    # Celery copies a producer's configured limits into each message, and the worker obeys the message's: so the
+    # configuration producers share carries none; the worker sets its own at start.
+    assert not {"task_time_limit", "task_soft_time_limit"} & set(celery_config(Settings()))
+    assert time_limit_problems(Settings()) == []
+    assert len(time_limit_problems(Settings(task_time_limit_seconds=300, visibility_timeout_seconds=300))) == 1
+    assert len(time_limit_problems(Settings(task_soft_time_limit_seconds=60, keap_timeout_seconds=30))) == 1
+    assert len(time_limit_problems(Settings(task_soft_time_limit_seconds=280))) == 1  # not below the hard limit

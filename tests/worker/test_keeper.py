@@ -70,7 +70,7 @@ def test_an_order_that_never_starts_is_sent_again_then_failed_with_what_to_do(le
     state = ledger.get("k-4")
     assert state.status == "failed" and state.error_kind == "stalled"
     assert "no progress after 2 re-sends" in state.error and "keap-orders retry k-4" in state.error
-    assert ledger.watched() == []
+    assert list(ledger.iter_watched()) == []
 
 
 def test_finished_orders_leave_the_watch_and_pending_single_steps_are_seen_through(ledger, settings):
@@ -99,3 +99,52 @@ def test_two_keepers_at_once_send_each_due_order_once(ledger, settings):
     for thread in threads:
         thread.join()
     assert sorted(s[0] for s in sent) == sorted(f"k-m{i}" for i in range(40))
+
+
+def finished(ledger, ext, results):
+    ticket = queued(ledger, ext)
+    ledger.claim(ext, "create_order", "t", 5, ticket, STEPS)
+    ledger.record(ext, results)
+    ledger.end_run(ext, "t", ticket, "done")
+
+
+def test_the_keeper_compacts_only_done_orders_past_retention_reading_only_those(ledger, redis_client, key_prefix):
+    ids = {"old": "o-old", "busy": "o-busy", "cancelled": "o-cancelled", "new": "o-new"}
+    for ext in list(ids.values())[:3]:
+        finished(ledger, ext, {"order_id": "7", "keap_total": "10.00", "payment:ch_1": "9", "field:Gift": '"Hi Ana"',
+                               "item:0": "inline", "subscription:0": "5", "subamount:0": "9.00", "invoice:0": "3"})
+    ledger.watch_single("o-busy", "record_payment", 60)  # a step sent on its own is still to run on it
+    ledger.cancel("o-cancelled")
+    time.sleep(0.3)
+    finished(ledger, "o-new", {"order_id": "8"})
+    retention = Settings(done_retention_days=0.2 / 86400)  # 0.2 s
+
+    assert keeper.compact(ledger, retention) == 1
+    old = ledger.get("o-old")
+    assert old.status == "done" and old.compacted_at and old.done_at and old.message is None
+    assert old.results == {"order_id": "7", "payment:ch_1": "9", "item:0": "inline", "subscription:0": "5",
+                           "invoice:0": "3"}  # the ids of writes without an idempotency key; no values, no checks
+    assert set(redis_client.hkeys(ledger.order_key("o-old"))) == {
+        b"status", b"done_at", b"compacted_at", b"r:order_id", b"r:payment:ch_1", b"r:item:0", b"r:subscription:0",
+        b"r:invoice:0"}
+    assert ledger.get("o-busy").compacted_at is None and ledger.get("o-busy").message  # looked at again later
+    assert ledger.get("o-cancelled").status == "cancelled" and ledger.get("o-cancelled").message
+    # What is left in the index: the new order and the busy one (pushed an hour on); the cancelled one is dropped.
+    left = dict(redis_client.zrange(f"{key_prefix}:done", 0, -1, withscores=True))
+    assert set(left) == {b"o-new", b"o-busy"} and left[b"o-busy"] > ledger.now() - 0.3 + 3000
+    assert keeper.compact(ledger, retention) == 0  # nothing due: the pass reads nothing
+    assert keeper.compact(ledger, Settings(done_retention_days=0)) == 0  # retention off
+
+    # A compacted order stays done for producers; re-registering it (forced) keeps its ids, so nothing is rewritten.
+    assert ledger.register("o-old", {"external_id": "o-old"}, "live", first_step="create_order")[:2] == (False, "done")
+    assert ledger.register("o-old", {"external_id": "o-old"}, "live", first_step="create_order", force=True)[0]
+    assert ledger.get("o-old").results["payment:ch_1"] == "9" and ledger.get("o-old").compacted_at is None
+
+
+def test_done_orders_from_before_the_index_are_indexed_once(ledger, redis_client, key_prefix):
+    finished(ledger, "o-1", {"order_id": "1"})
+    finished(ledger, "o-2", {"order_id": "2"})
+    redis_client.delete(f"{key_prefix}:done")  # as a ledger written by an earlier version
+    redis_client.hdel(ledger.order_key("o-2"), "done_at")
+    assert ledger.index_done(batch=1) == 2 and ledger.index_done() == 0
+    assert ledger.compact_done(0) == (2, 2)

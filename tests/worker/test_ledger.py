@@ -78,7 +78,7 @@ def test_status_index_and_watch_follow_every_move(ledger):
     ledger.end_run("c", "t", tickets["c"], "park", "create_order", ledger.now() + 60, "daily quota")
     counts = {s: ledger.count(s) for s in ("queued", "running", "waiting", "done", "failed")}
     assert counts == {"queued": 0, "running": 0, "waiting": 1, "done": 1, "failed": 1}
-    assert [ext for ext, _ in ledger.watched()] == ["c"]  # only what is active is watched
+    assert [ext for ext, _ in ledger.iter_watched()] == ["c"]  # only what is active is watched
     assert ledger.get("c").parked_reason == "daily quota"
 
 

@@ -80,7 +80,7 @@ def test_a_long_wait_is_parked_outside_the_broker(ctx, settings, sandbox):
     state = ctx.ledger.get("r-4")
     assert state.status == "waiting" and state.parked_reason.startswith("settling")
     assert state.parked_until > ctx.ledger.now() + 500
-    assert [ext for ext, when in ctx.ledger.watched() if ext == "r-4"] == ["r-4"]
+    assert [ext for ext, when in ctx.ledger.iter_watched() if ext == "r-4"] == ["r-4"]
 
 
 def test_a_second_delivery_waits_for_the_lease(ctx, settings):

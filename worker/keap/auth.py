@@ -39,10 +39,15 @@ class ApiKeyAuth(AuthBase):
 
 
 class BearerAuth(AuthBase):
-    """An OAuth access token, asked from `token_provider` on every request so a rotated token is used at once."""
+    """An OAuth access token, asked from `token_provider` on every request so a rotated token is used at once.
 
-    def __init__(self, token_provider: Callable[[], str]) -> None:
+    `on_unauthorized(token)`: Keap answered 401 to a request sent with `token`; returns True when a newer token is
+    available (KeapClient then sends the request once more). Without it a 401 is final (a static token)."""
+
+    def __init__(self, token_provider: Callable[[], str],
+                 on_unauthorized: Callable[[str], bool] | None = None) -> None:
         self._token_provider = token_provider
+        self._on_unauthorized = on_unauthorized
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         token = self._token_provider()
@@ -50,6 +55,13 @@ class BearerAuth(AuthBase):
             raise KeapAuthError("no Keap OAuth access token available: authorize the app (exchange_code) first")
         request.headers["Authorization"] = f"Bearer {token}"
         return request
+
+    def renew(self, refused: requests.PreparedRequest) -> bool:
+        """Keap answered 401 to `refused`: True when it is worth sending once more with a newer token."""
+        sent = refused.headers.get("Authorization", "")
+        if self._on_unauthorized is None or not sent.startswith("Bearer "):
+            return False
+        return self._on_unauthorized(sent[len("Bearer "):])
 
     def __repr__(self) -> str:
         return "BearerAuth(<hidden>)"

@@ -68,14 +68,11 @@ class KeapClient:
             data = jsonlib.dumps(to_wire(json), separators=(",", ":"), allow_nan=False).encode()
             headers["Content-Type"] = "application/json"
         query = {name: value for name, value in (params or {}).items() if value is not None}
-        self.calls += 1
-        try:
-            response = self.session.request(method, url, params=query, data=data, headers=headers, auth=self.auth,
-                                            timeout=self.timeout, allow_redirects=False)
-        except requests.RequestException as exc:
-            log.debug("keap %s %s failed: %s", method, path, type(exc).__name__)
-            # from None: the requests exception text holds the URL, whose query may carry an email.
-            raise error_from_exception(exc, method, path) from None
+        response = self._send(method, path, url, query, data, headers)
+        if response.status_code == 401 and self._renewed(response):
+            # A 401 means Keap did not act on the request, so sending it again (even a write) is safe.
+            log.info("keap %s %s -> 401; sending it once more with a refreshed OAuth token", method, path)
+            response = self._send(method, path, url, query, data, headers)
         limits = RateLimits.from_headers(response.headers)
         self.last_limits = limits
         log.debug("keap %s %s -> %s", method, path, response.status_code)
@@ -89,6 +86,21 @@ class KeapClient:
             raise error(f"Keap answered {method} {path} with HTTP {response.status_code} and a body that is not "
                         "JSON", status=response.status_code, limits=limits, body=body)
         return body
+
+    def _send(self, method: str, path: str, url: str, query: dict, data: bytes | None,
+              headers: dict) -> requests.Response:
+        self.calls += 1
+        try:
+            return self.session.request(method, url, params=query, data=data, headers=headers, auth=self.auth,
+                                        timeout=self.timeout, allow_redirects=False)
+        except requests.RequestException as exc:
+            log.debug("keap %s %s failed: %s", method, path, type(exc).__name__)
+            # from None: the requests exception text holds the URL, whose query may carry an email.
+            raise error_from_exception(exc, method, path) from None
+
+    def _renewed(self, response: requests.Response) -> bool:
+        renew = getattr(self.auth, "renew", None)
+        return bool(renew is not None and renew(response.request))
 
     def list_page(self, path: str, items_key: str, *, path_params: Mapping[str, Any] | None = None,
                   filter: str | None = None, page_size: int | None = None, page_token: str | None = None,

@@ -19,6 +19,7 @@ from typing import Any
 import requests
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
+from worker import scrub
 from worker.keap.quota import RateLimits
 
 # Methods whose effect may already exist on Keap's side when the answer is lost or is a 5xx.
@@ -132,7 +133,9 @@ def error_from_exception(exc: requests.RequestException, method: str, path: str 
 
 
 def keap_message(body: Any) -> str:
-    """Keap's own words from an error body (v2 Error, Apigee 429, OAuth error, fault, or plain text)."""
+    """Keap's own words from an error body (v2 Error, Apigee 429, OAuth error, fault, or plain text), scrubbed of
+    customer data and secrets (Keap may echo the values it refused) and clipped: this text is stored in the ledger,
+    logged and sent to Sentry."""
     if isinstance(body, dict):
         fault = body.get("fault")
         if isinstance(fault, dict) and fault.get("faultstring"):
@@ -149,6 +152,7 @@ def keap_message(body: Any) -> str:
 
 
 def _clip(text: str) -> str:
+    text = scrub.text(text)  # before clipping, so no secret is cut where its pattern no longer sees it
     return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 1] + "…"
 
 
