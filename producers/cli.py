@@ -242,6 +242,30 @@ def _print_estimate(file: Path, fmt: str | None, options, scopes: list[dict] | N
 
 
 @main.command()
+@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@read_options
+def doctor(file, fmt, encoding, id_prefix, store_timezone) -> None:
+    """Read-only checks before a backfill: the credential and its limits, the external-id fields, and with FILE
+    every order, SKU, plan and payment method, and the calls and days it will take.
+
+    Exit status: 0 ready; 1 Keap cannot be used (credential, address); 3 the file has problems (listed by line).
+    """
+    from producers.doctor import Report, check_account, check_file
+
+    settings, report = _settings(), Report()
+    options = _read_options(encoding, id_prefix, store_timezone)
+    ctx = _context()
+    usable = check_account(ctx, settings, report)
+    if usable and file is not None:
+        check_file(file, fmt, ctx, settings, options, report, sys.stdout)
+    for verdict, check, detail in report.lines:
+        click.echo(f"{verdict:>7}  {check}: {detail}")
+    if usable and file is not None:
+        _print_estimate(file, fmt, options)
+    sys.exit(EXIT_ERROR if not usable else EXIT_INVALID_ROWS if report.failed else EXIT_OK)
+
+
+@main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @read_options
 def verify(file, fmt, encoding, id_prefix, store_timezone) -> None:

@@ -1,0 +1,46 @@
+"""`keap-orders doctor` against the sandbox: read-only checks of the account and of a file before a backfill."""
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from producers.cli import main
+from tests.pipeline.test_pipeline import typical_order
+
+
+def write(path, orders):
+    path.write_text("".join(json.dumps(o) + "\n" for o in orders))
+    return path
+
+
+def test_a_ready_account_and_file(ctx, keap_sandbox, ext, tmp_path, cli_env):
+    path = write(tmp_path / "orders.jsonl", [typical_order(f"{ext}-{i}") for i in range(3)])
+    writes = {k: v for k, v in keap_sandbox.stats()["requests"].items() if not k.startswith("GET")}
+    result = CliRunner(env=cli_env).invoke(main, ["doctor", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "ok  credential: an API key" in result.output and "works against" in result.output
+    assert "order external-id field:" in result.output and "subscription external-id field:" in result.output
+    assert "3 order(s) ready, 0 with problems" in result.output
+    assert "need about" in result.output and "Keap calls" in result.output  # the calls and days estimate
+    assert {k: v for k, v in keap_sandbox.stats()["requests"].items() if not k.startswith("GET")} == writes
+    assert ctx.ledger.get(f"{ext}-0") is None  # nothing was registered or sent
+
+
+def test_a_file_with_problems_lists_them_by_line(ctx, ext, tmp_path, cli_env):
+    bad_sku = typical_order(f"{ext}-sku")
+    bad_sku["items"][0]["sku"] = "NOT-IN-KEAP"
+    bad_method = typical_order(f"{ext}-pay")
+    bad_method["payments"][0]["method"] = "Bitcoin"
+    path = write(tmp_path / "orders.jsonl", [typical_order(f"{ext}-ok"), bad_sku, bad_method])
+    result = CliRunner(env=cli_env).invoke(main, ["doctor", str(path)])
+    assert result.exit_code == 3, result.output
+    assert "line 2: order" in result.output and "NOT-IN-KEAP" in result.output
+    assert "line 3: order" in result.output and "'Bitcoin' is not one of the manual payment types" in result.output
+    assert "FAIL  file: 1 order(s) ready, 2 with problems" in result.output
+
+
+def test_a_refused_credential_stops_at_the_first_check(cli_env):
+    result = CliRunner(env={**cli_env, "KEAP_API_KEY": "KeapAK-not-this-one"}).invoke(main, ["doctor"])
+    assert result.exit_code == 1
+    assert "FAIL  credential: Keap refused an API key" in result.output and "KeapAK-not-this-one" not in result.output
