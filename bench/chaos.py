@@ -48,7 +48,7 @@ def run(orders: int, kill: bool, seed: int) -> dict:
             "error_rate": 0.05, "commit_then_timeout_rate": 0.02}))
         # The sandbox applies a write at once, so 10 s of settle time is ample here (Keap's default is 120 s).
         env = run_env(sb.base_url, REDIS_URL, run_id, RATE_LIMITS="off", SETTLE_SECONDS="10", LEASE_SECONDS="5",
-                      QUEUED_STALL_SECONDS="30", KEEPER_INTERVAL_SECONDS="1", MAX_RETRIES="10",
+                      QUEUED_STALL_SECONDS="15", KEEPER_INTERVAL_SECONDS="1", MAX_RETRIES="10",
                       RETRY_BACKOFF_CAP_SECONDS="8")
         settings = Settings(**{name.lower(): value for name, value in env.items()})
         configure(settings)

@@ -80,7 +80,7 @@ if holder and holder ~= ARGV[3] then return {'busy', status, lane} end
 redis.call('SET', KEYS[4], ARGV[3], 'PX', ARGV[4])
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('HSET', KEYS[1], 'updated_at', now)
-local deadline = now + tonumber(ARGV[4]) / 1000 + 5
+local deadline = now + tonumber(ARGV[4]) / 1000 + 1
 if ARGV[5] ~= '' then
   move(KEYS[1], KEYS[2], ARGV[1], 'running')
   redis.call('HSET', KEYS[1], 'step', ARGV[2], 'step_started_at', now)
