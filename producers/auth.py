@@ -19,7 +19,6 @@ from worker.ledger import Ledger
 from worker.settings import Settings
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-MAKE_KEY = 'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
 
 
 class LoginError(Exception):

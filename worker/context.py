@@ -15,7 +15,7 @@ from requests.auth import AuthBase
 from worker import observe
 from worker.keap import ApiKeyAuth, BearerAuth, KeapClient
 from worker.keap.client import OnResponse
-from worker.keap.tokens import OAuthApp, OAuthTokens, RefreshPolicy, TokenStore
+from worker.keap.tokens import MAKE_KEY, OAuthApp, OAuthTokens, RefreshPolicy, TokenStore
 from worker.ledger import Ledger
 from worker.settings import Settings, get_settings
 from worker.steps.base import StepContext
@@ -64,8 +64,8 @@ def oauth_tokens(settings: Settings, client: redis.Redis | None = None) -> OAuth
     if not settings.keap_client_secret:
         raise NoCredential("KEAP_CLIENT_ID is set but KEAP_CLIENT_SECRET is not: set the app's client secret")
     if not settings.token_encryption_key:
-        raise NoCredential('OAuth needs TOKEN_ENCRYPTION_KEY (encrypts the tokens in Redis); make one with: python -c '
-                           '"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"')
+        raise NoCredential(f"OAuth needs TOKEN_ENCRYPTION_KEY (encrypts the tokens in Redis); make one with: "
+                           f"{MAKE_KEY}")
     client = client or redis_client(settings)
     held = ledger(settings, client)
     try:

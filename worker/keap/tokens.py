@@ -50,6 +50,9 @@ end
 return 0
 """
 
+# How an operator makes a TOKEN_ENCRYPTION_KEY (said wherever one is missing).
+MAKE_KEY = 'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
+
 
 class LeaseFactory(Protocol):
     def __call__(self, name: str, seconds: float, wait: float) -> AbstractContextManager[Any]:
@@ -244,7 +247,8 @@ class OAuthTokens:
     def status(self) -> dict[str, Any]:
         """What `auth status` shows: times and the pause, never a token."""
         pair, paused, now = self.store.read()
-        shown: dict[str, Any] = {"client_id": self.app.client_id, "now": now, "paused": None, "stored": pair is not None}
+        shown: dict[str, Any] = {"client_id": self.app.client_id, "now": now, "paused": None,
+                                 "stored": pair is not None}
         if paused:
             shown["paused"] = {"since": paused.get("since"), "reason": paused.get("reason")}
         if pair is not None:
