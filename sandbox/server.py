@@ -14,16 +14,17 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
+from sandbox.admin import ADMIN_PREFIX, admin_answer
 from sandbox.auth import API_KEY, AUTHORIZE_PATH, OAuth, TokenError
 from sandbox.faults import FaultConfig, Faults
 from sandbox.limits import THROTTLED_BODY, Limits, RateLimiter
+from sandbox.routes import route_table
 from sandbox.spec import load_spec
 from sandbox.store import ApiError, Store, load_seed
 
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/crm"
-ADMIN_PREFIX = "/__sandbox__/"
 # Keap v2 follows Google's API conventions; these canonical names are our assumption for `Error.status`.
 STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
                 405: "METHOD_NOT_ALLOWED", 409: "ALREADY_EXISTS", 500: "INTERNAL", 501: "UNIMPLEMENTED",
@@ -66,7 +67,7 @@ class Sandbox:
         self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
-        self.routes = self._routes()
+        self.routes = route_table(self.store, self.faults, self.spec)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "Sandbox":
@@ -156,64 +157,6 @@ class Sandbox:
             return exc.status, exc.body
 
     # ------------------------------------------------------------------ API
-    def _routes(self) -> dict[tuple[str, str], Callable]:
-        s = self.store
-        v2 = "/rest/v2"
-        return {
-            ("POST", f"{v2}/contacts"): lambda p, q, b: s.upsert_contact(b, self._enum(q, "duplicate_option", (
-                "Email", "EmailAndName", "EmailAndNameAndCompany"))),
-            ("GET", f"{v2}/contacts"): lambda p, q, b: (200, s.list_contacts(q)),
-            ("GET", f"{v2}/contacts/{{contact_id}}"): lambda p, q, b: (200, s.get_contact(p["contact_id"])),
-            ("PATCH", f"{v2}/contacts/{{contact_id}}"): lambda p, q, b: (200, s.update_contact(
-                p["contact_id"], b, self._mask(q, "PATCH", f"{v2}/contacts/{{contact_id}}"))),
-            ("GET", f"{v2}/contacts/{{contact_id}}/paymentMethods"): lambda p, q, b: (
-                200, s.list_payment_methods(p["contact_id"], q)),
-            ("GET", f"{v2}/products"): lambda p, q, b: (200, s.list_products(q)),
-            ("POST", f"{v2}/products"): lambda p, q, b: (201, s.create_product(b)),
-            ("GET", f"{v2}/products/{{product_id}}"): lambda p, q, b: (200, s.get_product(p["product_id"])),
-            ("POST", f"{v2}/orders"): lambda p, q, b: (201, s.create_order(b)),
-            ("GET", f"{v2}/orders"): lambda p, q, b: (200, s.list_orders(q)),
-            ("GET", f"{v2}/orders/{{order_id}}"): lambda p, q, b: (200, s.get_order(p["order_id"])),
-            ("PATCH", f"{v2}/orders/{{order_id}}"): lambda p, q, b: (200, s.update_order(
-                p["order_id"], b, self._mask(q, "PATCH", f"{v2}/orders/{{order_id}}"))),
-            ("DELETE", f"{v2}/orders/{{order_id}}"): lambda p, q, b: (204, s.delete_order(p["order_id"])),
-            ("POST", f"{v2}/orders/{{order_id}}/items"): lambda p, q, b: (201, s.add_item(p["order_id"], b)),
-            ("POST", f"{v2}/orders/{{order_id}}/payments"): lambda p, q, b: (201, s.create_payment(
-                p["order_id"], b, declined=self.faults.declined())),
-            ("GET", f"{v2}/orders/{{order_id}}/payments"): lambda p, q, b: (200, s.list_payments(p["order_id"], q)),
-            ("GET", f"{v2}/orders/model"): lambda p, q, b: (200, s.custom_model("ORDER")),
-            ("POST", f"{v2}/orders/model/customFields"): lambda p, q, b: (201, s.create_custom_field("ORDER", b)),
-            ("GET", f"{v2}/subscriptions/model"): lambda p, q, b: (200, s.custom_model("SUBSCRIPTION")),
-            ("POST", f"{v2}/subscriptions/model/customFields"): lambda p, q, b: (
-                201, s.create_custom_field("SUBSCRIPTION", b)),
-            ("POST", f"{v2}/subscriptions"): lambda p, q, b: (201, s.create_subscription(
-                b, amount_in_cents=self.faults.config.billing_amount_in_cents)),
-            ("GET", f"{v2}/subscriptions"): lambda p, q, b: (200, s.list_subscriptions(q)),
-            ("GET", f"{v2}/subscriptions/{{subscription_id}}"): lambda p, q, b: (
-                200, s.get_subscription(p["subscription_id"])),
-            ("POST", f"{v2}/subscriptions/{{subscription_id}}:invoice"): lambda p, q, b: (
-                200, s.invoice_subscription(p["subscription_id"])),
-        }
-
-    @staticmethod
-    def _enum(query: dict, name: str, allowed: tuple[str, ...]) -> str | None:
-        value = query.get(name)
-        if value is not None and value not in allowed:
-            raise ApiError(400, f"Invalid {name} {value!r}: use one of {', '.join(allowed)}")
-        return value
-
-    def _mask(self, query: dict, method: str, template: str) -> list[str]:
-        raw = query.get("update_mask") or []
-        mask = [part.strip() for value in (raw if isinstance(raw, list) else [raw]) for part in value.split(",")
-                if part.strip()]
-        for param in (self.spec.operation(method, template) or {}).get("parameters", []):
-            if param["name"] == "update_mask":
-                allowed = param["schema"]["items"]["enum"]
-                unknown = [m for m in mask if m not in allowed]
-                if unknown:
-                    raise ApiError(400, f"Invalid update_mask value(s) {unknown}; allowed: {', '.join(allowed)}")
-        return mask
-
     def credential(self, headers) -> str | None:
         """A short non-secret label for whoever is calling ("api-key", "oauth:<client_id>"), or None."""
         key = headers.get("X-Keap-API-Key")
@@ -394,25 +337,7 @@ class _Handler(BaseHTTPRequestHandler):
             sandbox.exchanges.append(exchange)
 
     def _admin(self, method: str, name: str, raw: bytes) -> None:
-        sandbox, status = self.sandbox, 200
-        try:
-            if (method, name) == ("GET", "stats"):
-                body = sandbox.stats()
-            elif (method, name) == ("POST", "reset"):
-                sandbox.reset()
-                body = {"reset": True}
-            elif (method, name) == ("POST", "revoke"):
-                body = {"revoked_tokens": sandbox.oauth.revoke()}
-            elif (method, name) == ("GET", "faults"):
-                body = sandbox.faults.as_dict()
-            elif (method, name) == ("POST", "faults"):
-                sandbox.set_faults(**(json.loads(raw) if raw.strip() else {}))
-                body = sandbox.faults.as_dict()
-            else:
-                status, body = 404, {"error": f"no admin endpoint {method} {ADMIN_PREFIX}{name}; "
-                                              "try GET stats, POST reset, POST revoke, GET/POST faults"}
-        except (ValueError, TypeError) as exc:
-            status, body = 400, {"error": str(exc)}
+        status, body = admin_answer(self.sandbox, method, name, raw)
         payload = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
