@@ -20,6 +20,7 @@ import redis
 import requests
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
+from worker import lua
 from worker.keap.auth import exchange_code
 from worker.keap.auth import refresh_token as rotate_grant
 from worker.keap.errors import (
@@ -35,20 +36,8 @@ log = logging.getLogger(__name__)
 REFRESH_TOKEN_LIFETIME = 45 * 86400  # Keap staff: a refresh token lives 45 days (keap-api.md §6.1)
 LOGIN = "keap-orders auth login"
 
-# KEYS: pair, paused. ARGV: the encrypted pair, fingerprint of the refresh token it replaces ('' = none).
-# One SET, so a reader sees the old pair or the new one, never neither. A pause caused by a refresh that raced
-# with this one (it sent the same refresh token and lost) is lifted: the grant is alive. Returns 1 then.
-_SAVE = """
-redis.call('SET', KEYS[1], ARGV[1])
-if ARGV[2] ~= '' then
-  local paused = redis.call('GET', KEYS[2])
-  if paused and cjson.decode(paused).grant == ARGV[2] then
-    redis.call('DEL', KEYS[2])
-    return 1
-  end
-end
-return 0
-"""
+# Stores a pair and lifts a pause its losing twin raised; KEYS/ARGV at the top of lua/save_pair.lua.
+_SAVE = lua.load("worker.keap", "save_pair")
 
 # How an operator makes a TOKEN_ENCRYPTION_KEY (said wherever one is missing).
 MAKE_KEY = 'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
@@ -146,7 +135,7 @@ class TokenStore:
         return self._decrypt(raw), (json.loads(paused) if paused else None), seconds + micros / 1e6
 
     def save(self, pair: TokenPair, replaced: TokenPair | None = None) -> bool:
-        """Store a refreshed pair; True when that lifted a pause (see _SAVE)."""
+        """Store a refreshed pair; True when that lifted a pause (see lua/save_pair.lua)."""
         grant = fingerprint(replaced.refresh_token) if replaced else ""
         return bool(self._save(keys=[self._pair_key, self._paused_key], args=[self._encrypt(pair), grant]))
 

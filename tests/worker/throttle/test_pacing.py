@@ -12,7 +12,7 @@ import redis as redis_lib
 
 from tests.conftest import REDIS_URL
 from worker.keap.quota import RateLimits
-from worker.throttle import LANE, QuotaWait, Scope, Throttle, Window, parse_limits
+from worker.throttle import LANE, QuotaWait, Scope, Throttle, parse_limits
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc).timestamp() * 1000  # a fixed Redis time, in ms
 MIDNIGHT = datetime(2026, 11, 28, tzinfo=timezone.utc).timestamp() * 1000
@@ -29,18 +29,6 @@ def make(client, prefix: str, credential: str = "5/s,240/min,30000/day", account
 def headers(**values) -> RateLimits:
     """RateLimits as Keap's answer headers would give them, e.g. throttle_used=3."""
     return RateLimits(**values)
-
-
-def test_profiles_and_custom_limits_parse():
-    assert parse_limits("sak") == [Window(5, 1), Window(240, 60), Window(30000, 86400)]
-    assert parse_limits("oauth")[1] == Window(1500, 60)
-    assert parse_limits("off") == []
-    assert parse_limits("20/s, 600/min,5000/day") == [Window(20, 1), Window(600, 60), Window(5000, 86400)]
-
-
-def test_bad_limit_names_the_part_and_the_format():
-    with pytest.raises(ValueError, match=r"'20/hour'.*N/s, N/min or N/day"):
-        parse_limits("5/s,20/hour")
 
 
 def test_slots_are_evenly_spaced_and_live_calls_reserve_ahead_of_the_backfill(redis_client, key_prefix):
