@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from producers.sources import FORMATS, count_orders, detect_format, read_file
 from producers.sources.base import ReadOptions
-from worker.messages import OrderInvalid, order_json_schema, parse_order
+from worker.contract import OrderInvalid, order_json_schema, parse_order
 
 FIXTURES = Path(__file__).parent / "sources" / "fixtures"
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

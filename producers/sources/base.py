@@ -14,7 +14,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, TextIO
 
-from worker.messages import MAX_TEXT, FieldError, Order, OrderInvalid, parse_order
+from worker.contract import MAX_TEXT, FieldError, Order, OrderInvalid, parse_order
 
 CHUNK = 1 << 16
 MAX_RECORD_CHARS = 1_000_000  # one order, all its rows: a thousand lines of 1,000 characters; more is not an order

@@ -31,7 +31,7 @@ from producers.sources.base import (
     CHUNK, Format, Mapped, Problem, ReadOptions, Record, SourceRow, Unmappable, bounded_lines, oversize, read, undecodable,
     with_options,
 )
-from worker.messages import FieldError, Order
+from worker.contract import FieldError, Order
 
 CUSTOM_FIELD_PREFIX = "cf:"
 ORDER_COLUMNS = ("external_id", "order_time", "title", "order_type", "notes", "promo_codes")

@@ -11,8 +11,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from producers.sources.base import ReadOptions
-from worker import regions
-from worker.messages import CENT, FieldError
+from worker.contract import regions
+from worker.contract import CENT, FieldError
 
 ZERO = Decimal("0.00")
 _AMOUNT = re.compile(r"^-?[0-9]{1,12}(\.[0-9]{1,12})?$")

@@ -24,7 +24,7 @@ from producers.sources.base import Format, Mapped, Problem, ReadOptions, Record,
 from producers.sources.csv import RowGroup, grouped_records
 from producers.sources.jsonl import json_records
 from producers.sources.stores import ZERO, Errors, amount, cents
-from worker.messages import FieldError
+from worker.contract import FieldError
 
 FAMILY = "woocommerce"
 ADDRESS_PARTS = ("first_name", "last_name", "company", "address_1", "address_2", "city", "state", "postcode",

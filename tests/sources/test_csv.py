@@ -12,7 +12,7 @@ import pytest
 from producers.sources import csv as csv_source
 from producers.sources.base import SeenIds
 from producers.sources.csv import read_csv, write_csv
-from worker.messages import parse_order
+from worker.contract import parse_order
 
 TODAY = date(2026, 11, 26)
 HEADER = ["external_id", "order_time", "email", "given_name", "billing_region", "billing_country_code",

@@ -9,7 +9,7 @@ from decimal import Decimal
 import jsonschema
 import pytest
 
-from worker.messages import FieldError, Order, OrderInvalid, order_json_schema, parse_order
+from worker.contract import FieldError, Order, OrderInvalid, order_json_schema, parse_order
 
 TODAY = date(2026, 11, 26)
 EXAMPLE_JSON = """{
