@@ -265,11 +265,31 @@ ShortText = text(100)
 Quantity = Annotated[int, Field(strict=True, ge=1, le=INT32_MAX)]
 
 
+def _email_problem(value: str) -> tuple[str, str]:
+    """What is wrong with an address the pattern refuses, in words, without echoing it (it is customer data)."""
+    if value.count("@") != 1:
+        return "needs exactly one @", "write it like name@example.com"
+    mailbox, domain = value.split("@")
+    if not value.isascii():
+        where = "before the @" if not mailbox.isascii() else "in the domain"
+        fix = ("ask the customer for an address in plain ASCII letters" if not mailbox.isascii() else
+               "write the domain in its ASCII (punycode, xn--...) form")
+        return f"has a non-ASCII letter {where}", f"Keap's email field and contact search take ASCII only: {fix}"
+    if any(char in mailbox for char in ";=*, \"'"):
+        return ("has one of ; = * , a space or a quote before the @",
+                "remove it: Keap's contact search cannot match such addresses")
+    if not mailbox or mailbox.startswith(".") or mailbox.endswith(".") or ".." in mailbox:
+        return "has an empty part before the @ (or a dot at its start, end, or twice)", "check the address"
+    return ("has a domain that is not a host name such as example.com",
+            "the domain needs letters, digits or hyphens, a dot, and a top-level domain")
+
+
 def _check_email(value: Any) -> str:
-    if not isinstance(value, str) or not _EMAIL_RE.match(value):
-        raise invalid("email", "not a valid email address",
-                    "it needs one @ and a domain such as example.com, and none of ; = * , spaces or quotes "
-                    "(Keap's contact search cannot match those)")
+    if not isinstance(value, str):
+        raise invalid("email", "must be text", "write the address as a JSON string")
+    if not _EMAIL_RE.match(value):
+        message, hint = _email_problem(value)
+        raise invalid("email", f"not a valid email address: it {message}", hint)
     if len(value) > EMAIL_MAX:
         raise invalid("email", f"longer than {EMAIL_MAX} characters", "Keap's email field holds 75 characters at most")
     return value
