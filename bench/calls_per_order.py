@@ -25,7 +25,7 @@ RUN = f"bench-{uuid.uuid4().hex[:8]}"
 from sandbox.auth import API_KEY as KEY  # noqa: E402
 from sandbox.server import Sandbox  # noqa: E402
 from worker import context, pipeline  # noqa: E402
-from worker.messages import parse_order  # noqa: E402
+from worker.contract import parse_order  # noqa: E402
 from worker.settings import Settings  # noqa: E402
 from worker.steps.base import StepContext  # noqa: E402
 

@@ -141,7 +141,7 @@ def _write(orders: Iterator[dict[str, Any]], fmt: str, out: TextIO) -> None:
         return
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
     from producers.sources.csv import write_csv
-    from worker.messages import parse_order
+    from worker.contract import parse_order
 
     write_csv((parse_order(o) for o in orders), out, custom_field_labels=["Sales Channel", "Fulfillment"])
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from worker.messages import OrderInvalid
+from worker.contract import OrderInvalid
 from worker.pipeline import LANES, STEP_NAMES
 from worker.settings import Settings
 # Exit codes of `backfill` (README, "Using it"); click itself exits 2 on a usage error.
@@ -283,7 +283,7 @@ def verify(file, fmt, encoding, id_prefix, store_timezone) -> None:
 @main.command()
 def schema() -> None:
     """Print the JSON Schema of one order message."""
-    from worker.messages import order_json_schema
+    from worker.contract import order_json_schema
 
     click.echo(json.dumps(order_json_schema(), indent=2))
 
@@ -486,7 +486,7 @@ def metrics(host, port, ledger) -> None:
     PROMETHEUS_MULTIPROC_DIR, plus the ledger's gauges (orders per status, queue lengths) read at scrape time."""
     import threading
 
-    from worker import metrics as found
+    from worker.ops import metrics as found
 
     settings = _settings()
     if not settings.prometheus_multiproc_dir and ledger:

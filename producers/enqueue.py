@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from worker import context, pipeline
 from worker.app import send
 from worker.ledger import Ledger, OrderState
-from worker.messages import Order, Payment, parse_order
+from worker.contract import Order, Payment, parse_order
 from worker.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class Producer:
         """Validate and send one order. An order already queued, running, waiting or done is not sent again
         (unless force); a cancelled one never is. A failed order resumes at the step that failed.
 
-        Raises `worker.messages.OrderInvalid` (naming the order, field and fix) for a bad order.
+        Raises `worker.contract.OrderInvalid` (naming the order, field and fix) for a bad order.
         """
         order = order if isinstance(order, Order) else parse_order(order)
         return self._register_and_send(order, lane, force=force)

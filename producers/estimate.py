@@ -12,7 +12,7 @@ from pathlib import Path
 
 from producers.sources import read_file
 from producers.sources.base import ReadOptions
-from worker.messages import Order
+from worker.contract import Order
 
 HOW = ("counted as the steps make them, at most: per order the contact looked up and created the first time its "
        "email appears in the file (2; 1 if Keap already has it), the order with its items and custom fields (1), "

@@ -16,9 +16,9 @@ from producers.sources import READERS, detect_format
 from producers.sources.base import ReadOptions
 from worker.keap import KeapTransientError, money
 from worker.steps import payloads, resolve
-from worker.messages import Order
+from worker.contract import Order
 from worker.steps.base import OrderRejected, StepContext
-from worker.steps.create_order import orders_with_external_id
+from worker.steps.lookups import orders_with_external_id
 
 
 def verify_file(path: Path, fmt: str | None, ctx: StepContext,

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from producers.sources import FORMATS, count_orders, detect_format, read_file
-from producers.sources.base import ReadOptions
-from worker.messages import OrderInvalid, order_json_schema, parse_order
+from producers.sources.base import FileRejected, ReadOptions
+from worker.contract import OrderInvalid, order_json_schema, parse_order
 
 FIXTURES = Path(__file__).parent / "sources" / "fixtures"
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -37,7 +37,11 @@ def check_file(content: bytes, fmt: str | None) -> None:
         path = Path(folder) / "orders.txt"
         path.write_bytes(content)
         name = detect_format(path, fmt, OPTIONS)
-        rows = list(read_file(path, name, OPTIONS))
+        try:
+            rows = list(read_file(path, name, OPTIONS))
+        except FileRejected as exc:  # the whole file refused, before any row: says what and how to fix it
+            assert exc.message and exc.hint and len(str(exc)) < 2000
+            return
         assert count_orders(path, name, OPTIONS) == len(rows)
         for row in rows:
             assert (row.order is None) != (row.error is None)

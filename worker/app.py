@@ -15,7 +15,8 @@ import redis
 from celery import Celery, chain, signals
 from kombu import Exchange, Queue
 
-from worker import context, logs, metrics, pipeline, sentry
+from worker import context, pipeline
+from worker.ops import logs, metrics, sentry
 from worker.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)

@@ -12,11 +12,17 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 from requests.auth import AuthBase
 
-from worker import observe
 from worker.keap import ApiKeyAuth, BearerAuth, KeapClient
 from worker.keap.client import OnResponse
-from worker.keap.tokens import MAKE_KEY, OAuthApp, OAuthTokens, RefreshPolicy, TokenStore
+from worker.keap.tokens import (
+    MAKE_KEY,
+    OAuthApp,
+    OAuthTokens,
+    RefreshPolicy,
+    TokenStore,
+)
 from worker.ledger import Ledger
+from worker.ops import observe
 from worker.settings import Settings, get_settings
 from worker.steps.base import StepContext
 from worker.throttle import Scope, Throttle, ThrottledSession, parse_limits

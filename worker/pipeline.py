@@ -1,34 +1,37 @@
 """The one definition of an order's steps: their order, their Celery task names, and the lanes.
 
-Tasks, producers, the CLI and the benches all read it; adding a step is a module under worker/steps/ and a
-line here.
+Tasks, producers, the CLI and the benches all read it; adding a step is a module under worker/steps/ (with a
+`run(ctx, external_id)`) and a line here.
 """
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Callable
 
 from worker.settings import Settings
+from worker.steps import (
+    add_items,
+    create_order,
+    create_subscription,
+    record_payment,
+    set_custom_fields,
+)
 from worker.steps.base import StepContext
 
 
 @dataclass(frozen=True)
 class Step:
-    name: str  # also the module under worker/steps/ whose `run(ctx, external_id)` does the work
+    name: str  # the step's name in the ledger, the CLI and the logs
     task: str  # the Celery task name, as it appears in the broker, Flower and logs
-
-    @property
-    def run(self) -> Callable[[StepContext, str], None]:
-        return importlib.import_module(f"worker.steps.{self.name}").run
+    run: Callable[[StepContext, str], None]  # the step module's `run(ctx, external_id)`
 
 
 STEPS: tuple[Step, ...] = (
-    Step("create_order", "keap.create_order"),
-    Step("add_items", "keap.add_items"),
-    Step("record_payment", "keap.record_payment"),
-    Step("set_custom_fields", "keap.set_custom_fields"),
-    Step("create_subscription", "keap.create_subscription"),
+    Step("create_order", "keap.create_order", create_order.run),
+    Step("add_items", "keap.add_items", add_items.run),
+    Step("record_payment", "keap.record_payment", record_payment.run),
+    Step("set_custom_fields", "keap.set_custom_fields", set_custom_fields.run),
+    Step("create_subscription", "keap.create_subscription", create_subscription.run),
 )
 STEP_NAMES: tuple[str, ...] = tuple(step.name for step in STEPS)
 FIRST, LAST = STEP_NAMES[0], STEP_NAMES[-1]

@@ -154,11 +154,10 @@ class Settings(BaseSettings):
                                    "(#1001 -> shopify:1001). `backfill --id-prefix` overrides it for one file.")
     woocommerce_id_prefix: str = Field("woo:", description="External id of a WooCommerce order: this + its number.")
     payment_method_map: str = Field(
-        "Shopify Payments=Credit Card (Manual);Credit card (Stripe)=Credit Card (Manual);stripe=Credit Card (Manual);"
-        "Cash on Delivery (COD)=Cash;Cash on delivery=Cash;cod=Cash;Check payments=Check;cheque=Check",
-        description="Store payment gateway -> Keap Manual Payment Type, ';'-separated 'Gateway=Type' pairs (gateway "
-        "names compared without case). A paid order whose gateway is neither here nor a Manual Payment Type is "
-        "reported with the gateway's name.",
+        "", description="Store payment gateway -> Keap Manual Payment Type, ';'-separated 'Gateway=Type' pairs (gateway "
+        "names compared without case), added to the built-in map (Shopify Payments, Stripe, cash on delivery, "
+        "cheques: producers/sources/base.py DEFAULT_PAYMENT_METHODS); 'Gateway=' with no type drops a built-in one. "
+        "A paid order whose gateway is neither mapped nor a Manual Payment Type is reported with the gateway's name.",
     )
     missing_email_placeholder: str = Field(
         "", description="Email for orders that have none (Shopify COD/phone orders), e.g. "

@@ -11,8 +11,9 @@ from functools import partial
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from worker import context, keeper, observe, pipeline, runner
+from worker import context, keeper, pipeline, runner
 from worker.app import app, send
+from worker.ops import observe
 
 
 class OrderFailed(Exception):

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from producers.sources import csv, jsonl, shopify, woocommerce
-from producers.sources.base import CHUNK, Format, ReadOptions, SourceRow, count_records, open_text, read
+from producers.sources.base import (CHUNK, FileRejected, Format, ReadOptions, SourceRow, count_records, file_encoding,
+                                    open_text, read, records_of)
 
 FORMATS: dict[str, Format] = {fmt.name: fmt for fmt in (
     jsonl.FORMAT, csv.FORMAT, shopify.FORMAT, woocommerce.REST, woocommerce.AOE, woocommerce.WEBTOFFEE,
@@ -67,8 +68,42 @@ def detect_format(path: str | Path, fmt: str | None = None, options: ReadOptions
     return "csv" if Path(path).suffix.lower() == ".csv" else "jsonl"
 
 
-def read_file(path: str | Path, fmt: str | None = None, options: ReadOptions | None = None) -> Iterator[SourceRow]:
+# Magic numbers of files people rename to .csv or .json by mistake.
+_BINARY = {b"%PDF": "a PDF", b"PK\x03\x04": "a ZIP or an Excel workbook (.xlsx)", b"\xd0\xcf\x11\xe0": "an old Excel workbook (.xls)",
+           b"\x89PNG": "an image", b"\xff\xd8\xff": "an image", b"GIF8": "an image", b"\x1f\x8b": "gzip-compressed"}
+
+
+def check_file(path: str | Path, fmt: str | None = None, options: ReadOptions | None = None) -> list[str]:
+    """Refuse a file no order of which may be imported (FileRejected: empty, not text, not an order export, a needed
+    column missing), before any row is read; return one warning per optional column it lacks."""
     options = options or ReadOptions()
+    with open(path, "rb") as stream:
+        raw = stream.read(CHUNK)
+    if not raw.strip(b" \t\r\n\xef\xbb\xbf"):
+        raise FileRejected("the file is empty", "export the orders again; nothing was imported")
+    kind = next((name for magic, name in _BINARY.items() if raw.startswith(magic)), None)
+    if kind or (b"\x00" in raw and not file_encoding(path, options.encoding).startswith("utf-16")
+                and not file_encoding(path, options.encoding).startswith("utf-32")):
+        raise FileRejected(f"not a text file (it looks like {kind or 'binary data'})",
+                           "give the CSV or JSON export itself (in a spreadsheet program: Save As → CSV UTF-8)")
+    found = FORMATS[detect_format(path, fmt, options)]
+    first = next(records_of(path, found, options), None)  # raises for a header the format cannot read at all
+    warnings = []
+    if found.header is not None:
+        head = head_of(path, options)
+        names = head.header if head.header is not None else set(head.json or {})
+        warnings = found.header.check(set(names), found.description)
+    if first is None:
+        raise FileRejected(f"{found.description}: the file holds no orders", "export the orders again; nothing was "
+                           "imported")
+    return warnings
+
+
+def read_file(path: str | Path, fmt: str | None = None, options: ReadOptions | None = None) -> Iterator[SourceRow]:
+    """Every order of the file, one SourceRow each (see base.read); raises FileRejected first if the file as a whole
+    cannot be imported (`check_file`)."""
+    options = options or ReadOptions()
+    check_file(path, fmt, options)
     return read(path, FORMATS[detect_format(path, fmt, options)], options)
 
 

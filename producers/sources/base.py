@@ -14,7 +14,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, TextIO
 
-from worker.messages import MAX_TEXT, FieldError, Order, OrderInvalid, parse_order
+from worker.contract import MAX_TEXT, FieldError, Order, OrderInvalid, parse_order
 
 CHUNK = 1 << 16
 MAX_RECORD_CHARS = 1_000_000  # one order, all its rows: a thousand lines of 1,000 characters; more is not an order
@@ -107,7 +107,7 @@ class ReadOptions:
             settings = get_settings()
         values = {
             "id_prefixes": {"shopify": settings.shopify_id_prefix, "woocommerce": settings.woocommerce_id_prefix},
-            "payment_methods": parse_payment_map(settings.payment_method_map),
+            "payment_methods": parse_payment_map(settings.payment_method_map, parse_payment_map(DEFAULT_PAYMENT_METHODS)),
             "manual_payment_types": tuple(t.strip() for t in settings.manual_payment_types.split(",") if t.strip()),
             "missing_email_placeholder": settings.missing_email_placeholder or None,
             "store_timezone": settings.store_timezone or None,
@@ -118,10 +118,69 @@ class ReadOptions:
         return self.id_prefix if self.id_prefix is not None else self.id_prefixes.get(family, "")
 
 
-def parse_payment_map(text: str) -> dict[str, str]:
-    """'Shopify Payments=Credit Card (Manual);cod=Cash' -> {gateway casefolded: Keap manual payment type}."""
-    pairs = (entry.split("=", 1) for entry in text.split(";") if "=" in entry)
-    return {gateway.strip().casefold(): keap.strip() for gateway, keap in pairs if gateway.strip() and keap.strip()}
+# The gateways common stores write, mapped to Keap's default Manual Payment Types; PAYMENT_METHOD_MAP adds to it.
+DEFAULT_PAYMENT_METHODS = ("Shopify Payments=Credit Card (Manual);Credit card (Stripe)=Credit Card (Manual);"
+                           "stripe=Credit Card (Manual);Cash on Delivery (COD)=Cash;Cash on delivery=Cash;cod=Cash;"
+                           "Check payments=Check;cheque=Check")
+
+
+def parse_payment_map(text: str, base: dict[str, str] | None = None) -> dict[str, str]:
+    """'Shopify Payments=Credit Card (Manual);cod=Cash' -> {gateway casefolded: Keap manual payment type}, on top of
+    `base`; 'Gateway=' (no type) removes that gateway from it."""
+    found = dict(base or {})
+    for gateway, keap in (entry.split("=", 1) for entry in text.split(";") if "=" in entry):
+        if gateway.strip():
+            found[gateway.strip().casefold()] = keap.strip()
+    return {gateway: keap for gateway, keap in found.items() if keap}
+
+
+class FileRejected(Exception):
+    """The file as a whole cannot be imported (empty, not an order export, a needed column missing): no order of it
+    is read, so none goes in wrong."""
+
+    def __init__(self, message: str, hint: str):
+        super().__init__(message, hint)
+        self.message, self.hint = message, hint
+
+    def __str__(self) -> str:
+        return f"{self.message}; {self.hint}"
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column (CSV header) or key (JSON) a format reads; any one of `names` will do."""
+
+    names: tuple[str, ...]
+    carries: str  # what it holds for the order: identity, money, payment state, lines, customer...
+    absent: str = ""  # for a column a format can do without: what every order read without it lacks
+
+    def found_in(self, header: set[str]) -> bool:
+        return any(name in header for name in self.names)
+
+    @property
+    def shown(self) -> str:
+        return " or ".join(repr(name) for name in self.names)
+
+
+@dataclass(frozen=True)
+class Header:
+    """A format's header contract: without a needed column the file is refused by name before any row is read (an
+    order read without it would go into Keap wrong: unpaid, without its currency, under no customer); without an
+    optional one, one warning says what every order will lack."""
+
+    needed: tuple[Column, ...] = ()
+    optional: tuple[Column, ...] = ()
+
+    def check(self, header: set[str], what: str) -> list[str]:
+        """Raise FileRejected naming every missing needed column; return one warning per missing optional one."""
+        missing = [column for column in self.needed if not column.found_in(header)]
+        if missing:
+            named = "; ".join(f"{column.shown} ({column.carries})" for column in missing)
+            raise FileRejected(f"{what}: needed column(s) missing: {named}",
+                               "export the file again with every column (a spreadsheet edit may have removed it), "
+                               "or restore the column; nothing was imported")
+        return [f"{what}: no {column.shown} column: {column.absent}"
+                for column in self.optional if not column.found_in(header)]
 
 
 @dataclass(frozen=True)
@@ -135,6 +194,7 @@ class Format:
     external_id: Callable[[Any, ReadOptions], str | None]  # cheap: used again to confirm duplicates
     detect: Callable[[Any], bool]  # given the file's Head (see the registry)
     family: str = ""  # whose id prefix applies
+    header: Header | None = None  # the columns (CSV) or keys of the first document (JSON) it needs
 
 
 # --- decoding --------------------------------------------------------------------------------------------------

@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from producers.sources.base import (
-    CHUNK, Format, Mapped, Problem, ReadOptions, Record, SourceRow, Unmappable, bounded_lines, oversize, read, undecodable,
+    CHUNK, Column, FileRejected, Format, Header, Mapped, Problem, ReadOptions, Record, SourceRow, Unmappable, bounded_lines, oversize, read, undecodable,
     with_options,
 )
-from worker.messages import FieldError, Order
+from worker.contract import FieldError, Order
 
 CUSTOM_FIELD_PREFIX = "cf:"
 ORDER_COLUMNS = ("external_id", "order_time", "title", "order_type", "notes", "promo_codes")
@@ -184,18 +184,17 @@ MALFORMED_HINT = "quote cells that contain commas; every row needs one cell per 
 def grouped_records(stream: TextIO, options: ReadOptions, key_column: Callable[[list[str]], str | Problem]
                     ) -> Iterator[Record]:
     """Records of a CSV export with one or more rows per order: consecutive rows with the same key cell (the
-    column `key_column(header)` names) form one RowGroup; a header `key_column` refuses is one Problem."""
+    column `key_column(header)` names) form one RowGroup; a header that cannot be read, or that `key_column`
+    refuses, rejects the file (FileRejected): no row of it could be read right."""
     found = table(stream, options)
     if found is None:
         return
     if isinstance(found, Problem):
-        yield Record(1, found)
-        return
+        raise FileRejected(f"header: {found.message}", found.hint)
     header, rows = found
     key = key_column(header)
     if isinstance(key, Problem):
-        yield Record(1, key)
-        return
+        raise FileRejected(key.message, key.hint)
     group: RowGroup | None = None
     first_line = 0
     for row in rows:
@@ -322,8 +321,11 @@ def _our_records(stream: TextIO, options: ReadOptions) -> Iterator[Record]:
     return grouped_records(stream, options, _header_problem)
 
 
+# external_id is checked with the header's other rules (_header_problem); the rest of our columns are optional by
+# design, and each order is checked against the contract.
 FORMAT = Format("csv", "keap-orders CSV: one row per line item, columns as in producers/sources/csv.py",
-                _our_records, _our_order, _our_external_id, _is_our_csv)
+                _our_records, _our_order, _our_external_id, _is_our_csv,
+                header=Header(needed=(Column(("email",), "identity: the customer Keap finds or creates"),)))
 
 
 def read_csv(path: str | Path, *, today: date | None = None, options: ReadOptions | None = None) -> Iterator[SourceRow]:

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from producers.sources import stores
-from producers.sources.base import Format, Mapped, Problem, ReadOptions, Record, SourceRow, Unmappable, read
+from producers.sources.base import (Column, Format, Header, Mapped, Problem, ReadOptions, Record, SourceRow, Unmappable,
+                                    read)
 from producers.sources.csv import RowGroup, grouped_records
 from producers.sources.stores import ZERO, Errors, amount, cents
 
@@ -161,8 +162,34 @@ def _detect(head: Any) -> bool:
     return head.header is not None and {"Name", "Lineitem quantity"} <= head.header
 
 
+_ADDRESS = "addresses are left out of the Keap contacts"
+HEADER = Header(
+    needed=(
+        Column(("Name",), "identity: the order number"),
+        Column(("Email",), "identity: the customer Keap finds or creates"),
+        Column(("Created at",), "the order time"),
+        Column(("Lineitem sku",), "lines: the Keap product"),
+        Column(("Lineitem quantity",), "lines"),
+        Column(("Lineitem price",), "lines: the price charged"),
+        Column(("Total",), "money: the order total"),
+        Column(("Financial Status",), "payment state: paid or not"),
+        Column(("Paid at",), "payment state: when it was paid"),
+        Column(("Outstanding Balance",), "payment state: what is still owed"),
+        Column(("Payment Method",), "payment state: the Keap payment type"),
+        Column(("Currency",), "money: the currency of every amount"),
+    ),
+    optional=(
+        Column(("Discount Amount",), "money", "discounts become part of one balancing line, not a DISCOUNT line"),
+        Column(("Shipping",), "money", "shipping becomes part of one balancing line, not a SHIPPING line"),
+        Column(("Taxes",), "money", "taxes become part of one balancing line, not TAX lines"),
+        Column(("Refunded Amount",), "money", "refunds are not recorded in the 'Refunded Amount' custom field"),
+        Column(("Billing Address1", "Billing Street"), "customer", _ADDRESS),
+        Column(("Shipping Address1", "Shipping Street"), "customer", _ADDRESS),
+        Column(("Billing Name", "Shipping Name"), "customer", "contacts get no names"),
+    ),
+)
 FORMAT = Format("shopify", "Shopify orders export (CSV, one row per line item)", _records, to_order, external_id,
-                _detect, family="shopify")
+                _detect, family="shopify", header=HEADER)
 
 
 def read_shopify(path: str | Path, options: ReadOptions | None = None) -> Iterator[SourceRow]:

@@ -11,8 +11,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from producers.sources.base import ReadOptions
-from worker import regions
-from worker.messages import CENT, FieldError
+from worker.contract import regions
+from worker.contract import CENT, FieldError
 
 ZERO = Decimal("0.00")
 _AMOUNT = re.compile(r"^-?[0-9]{1,12}(\.[0-9]{1,12})?$")
@@ -152,8 +152,8 @@ def payment_type(gateways: list[Any], column: str, errors: Errors, options: Read
     gateway = names[0][:60]
     types = ", ".join(options.manual_payment_types) or "Credit Card (Manual), Cash, Check, ..."
     errors.add(column, f"payment method {gateway!r} has no Keap Manual Payment Type",
-               f"add it to the setting PAYMENT_METHOD_MAP, e.g. PAYMENT_METHOD_MAP='{gateway}=Credit Card (Manual)' "
-               f"(types: {types})")
+               f"map it with the setting PAYMENT_METHOD_MAP, which adds to the built-in map, e.g. "
+               f"PAYMENT_METHOD_MAP='{gateway}=Credit Card (Manual)'; several: 'A=Cash;B=Check' (types: {types})")
     return None
 
 

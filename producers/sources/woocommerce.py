@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from producers.sources import stores
-from producers.sources.base import Format, Mapped, Problem, ReadOptions, Record, SourceRow, Unmappable, read
+from producers.sources.base import (Column, FileRejected, Format, Header, Mapped, Problem, ReadOptions, Record, SourceRow,
+                                    Unmappable, read)
 from producers.sources.csv import RowGroup, grouped_records
 from producers.sources.jsonl import json_records
 from producers.sources.stores import ZERO, Errors, amount, cents
-from worker.messages import FieldError
+from worker.contract import FieldError
 
 FAMILY = "woocommerce"
 ADDRESS_PARTS = ("first_name", "last_name", "company", "address_1", "address_2", "city", "state", "postcode",
@@ -192,8 +193,34 @@ def _is_rest(head: Any) -> bool:
     return head.json is not None and head.store_json
 
 
+def _contract(number: tuple[str, ...], email: tuple[str, ...], created: tuple[str, ...], lines: tuple[str, ...],
+              total: tuple[str, ...], status: tuple[str, ...], currency: tuple[str, ...], gateway: tuple[str, ...],
+              optional: tuple[Column, ...], currency_optional: bool = False) -> Header:
+    """The columns (keys) every WooCommerce layout needs, under that layout's names; a layout whose default fields
+    have no currency column gets a warning instead."""
+    money = Column(currency, "money: the currency of every amount",
+                   "orders get no 'Currency' custom field (add the column to the export's fields to keep it)")
+    return Header(needed=(
+        Column(number, "identity: the order number"), Column(email, "identity: the customer Keap finds or creates"),
+        Column(created, "the order time"), Column(lines, "lines: SKUs, quantities and prices"),
+        Column(total, "money: the order total"), Column(status, "payment state: the order status"),
+        Column(gateway, "payment state: the Keap payment type"), *(() if currency_optional else (money,)),
+    ), optional=(*optional, *((money,) if currency_optional else ())))
+
+
+def _money(names: tuple[str, ...], what: str) -> Column:
+    return Column(names, "money", f"{what} become part of one balancing line")
+
+
+# The REST order is checked on the keys of the file's first order: the API writes every key on every order.
 REST = Format("woocommerce", "WooCommerce REST API v3 orders (JSON: one per line, or arrays)", json_records,
-              _rest_order, rest_external_id, _is_rest, family=FAMILY)
+              _rest_order, rest_external_id, _is_rest, family=FAMILY, header=_contract(
+                  ("number", "id"), ("billing",), ("date_created_gmt", "date_created"), ("line_items",), ("total",),
+                  ("status",), ("currency",), ("payment_method_title", "payment_method"), optional=(
+                      Column(("date_paid_gmt", "date_paid"), "payment state",
+                             "no order is taken as paid (the REST order says paid by its paid date)"),
+                      _money(("shipping_lines",), "shipping charges"), _money(("fee_lines",), "fees"),
+                      _money(("tax_lines", "total_tax"), "taxes"))))
 
 
 # --- plugin CSV layouts -> the REST shape ----------------------------------------------------------------------------
@@ -211,7 +238,7 @@ def _layout(header_needs: set[str], build: Callable[[RowGroup], dict], key: str,
 
     def key_column(header: list[str]) -> str | Problem:
         if not header_needs <= set(header):
-            missing = ", ".join(sorted(header_needs - set(header)))
+            missing = ", ".join(repr(name) for name in sorted(header_needs - set(header)))
             return Problem(f"header: not a {name} export (missing {missing})", "give the right --format")
         return key
 
@@ -285,7 +312,12 @@ _aoe_records, _aoe_order, _aoe_id = _layout({"Order Number"}, _aoe, "Order Numbe
 AOE = Format("woocommerce-aoe", "WooCommerce: Advanced Order Export (AlgolPlus) CSV, default fields", _aoe_records,
              _aoe_order, _aoe_id,
              lambda head: head.header is not None and "Order Number" in head.header
-             and any(name.endswith("(Billing)") for name in head.header), family=FAMILY)
+             and any(name.endswith("(Billing)") for name in head.header), family=FAMILY, header=_contract(
+                 ("Order Number",), ("Email (Billing)",), ("Order Date",), ("SKU",), ("Order Total Amount",),
+                 ("Order Status",), ("Currency",), ("Payment Method Title", "Payment Method"), optional=(
+                     Column(("Quantity", "Quantity (- Refund)"), "lines", "every line item is reported (no quantity)"),
+                     _money(("Order Shipping Amount",), "shipping charges"), _money(("Order Total Tax Amount",), "taxes"),
+                     _money(("Order Total Fee",), "fees")), currency_optional=True))
 
 
 # WebToffee Order Export: column keys as headers, one row per order, items in line_item_N cells.
@@ -319,7 +351,11 @@ _wt_records, _wt_order, _wt_id = _layout({"order_id", "order_number"}, _webtoffe
 WEBTOFFEE = Format("woocommerce-webtoffee", "WooCommerce: WebToffee Order Export CSV (one row per order)",
                    _wt_records, _wt_order, _wt_id,
                    lambda head: head.header is not None and "order_id" in head.header
-                   and bool({"wt_import_key", "line_item_1"} & head.header), family=FAMILY)
+                   and bool({"wt_import_key", "line_item_1"} & head.header), family=FAMILY, header=_contract(
+                       ("order_number", "order_id"), ("billing_email",), ("order_date",), ("line_item_1",),
+                       ("order_total",), ("status",), ("order_currency",), ("payment_method_title", "payment_method"),
+                       optional=(Column(("paid_date",), "payment state", "no order is taken as paid"),
+                                 _money(("shipping_total",), "shipping charges"), _money(("tax_total",), "taxes"))))
 
 
 # SkyVerge Customer/Order CSV Export: "Default - One Row per Item" (item_* columns) or "Default" (line_items cell).
@@ -352,14 +388,18 @@ SKYVERGE = Format("woocommerce-skyverge", "WooCommerce: SkyVerge Customer/Order 
                   _sv_records, _sv_order, _sv_id,
                   lambda head: head.header is not None and "order_id" in head.header
                   and ("order_number_formatted" in head.header
-                       or {"item_sku", "download_permissions_granted"} <= head.header), family=FAMILY)
+                       or {"item_sku", "download_permissions_granted"} <= head.header), family=FAMILY, header=_contract(
+                      ("order_number", "order_id"), ("billing_email",), ("date",), ("item_sku", "line_items"),
+                      ("order_total",), ("status",), ("order_currency",), ("payment_method",),
+                      optional=(_money(("shipping_total",), "shipping charges"), _money(("tax_total",), "taxes"),
+                                _money(("fee_total",), "fees"))))
 
 
 # WooCommerce Analytics -> Orders -> Download: recognised only to say why it cannot be imported.
 def _analytics_records(stream: TextIO, options: ReadOptions) -> Iterator[Record]:
-    yield Record(1, Problem("this is WooCommerce's Analytics → Orders download: it has no emails, addresses, SKUs or "
-                            "prices, so its orders cannot be imported",
-                            "export the orders with the REST API or an order export plugin (see the README)"))
+    raise FileRejected("this is WooCommerce's Analytics → Orders download: it has no emails, addresses, SKUs or "
+                       "prices, so its orders cannot be imported",
+                       "export the orders with the REST API or an order export plugin (see the README)")
 
 
 ANALYTICS = Format("woocommerce-analytics", "WooCommerce Analytics → Orders download (recognised, not importable)",

@@ -63,7 +63,7 @@ def test_an_order_registered_but_never_sent_is_sent_by_the_keeper(fleet, e2e_san
     run.keeper()
     run.worker()
     ext = f"{run.run_id}-lost"
-    from worker.messages import parse_order
+    from worker.contract import parse_order
 
     # A producer that died between registering the order and sending it.
     run.ledger.register(ext, parse_order(order(ext)).model_dump(mode="json"), "backfill", first_step="create_order",

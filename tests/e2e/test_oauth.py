@@ -174,7 +174,7 @@ def test_a_traceback_through_the_token_call_reaches_sentry_without_its_local_val
     sb, sentry = start_sandbox_for_sentry
     script = f"""
 import sentry_sdk
-from worker.sentry import init
+from worker.ops.sentry import init
 from worker.keap.auth import refresh_token
 from worker.settings import Settings
 init(Settings(sentry_dsn={sentry.dsn!r}))

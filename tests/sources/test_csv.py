@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from producers.sources import csv as csv_source
-from producers.sources.base import SeenIds
+from producers.sources.base import FileRejected, SeenIds
 from producers.sources.csv import read_csv, write_csv
-from worker.messages import parse_order
+from worker.contract import parse_order
 
 TODAY = date(2026, 11, 26)
 HEADER = ["external_id", "order_time", "email", "given_name", "billing_region", "billing_country_code",
@@ -106,12 +106,13 @@ def test_line_errors_name_their_csv_line(tmp_path):
     assert any(m.startswith("items[2].quantity: must be a whole number (got 'x') [line 4]") for m in messages)
 
 
-def test_header_problems_stop_the_file_with_one_error(tmp_path):
+def test_header_problems_reject_the_file_before_any_row(tmp_path):
     path = write(tmp_path, [row("o-1", **ORDER)], header=[*HEADER[:-1], "colour"])
-    (result,) = read_csv(path, today=TODAY)
-    assert result.line == 1 and "unknown column(s) 'colour'" in str(result.error) and "allowed: external_id" in str(result.error)
+    with pytest.raises(FileRejected, match="unknown column\\(s\\) 'colour'.*allowed: external_id"):
+        next(read_csv(path, today=TODAY))
     path = write(tmp_path, [["x"]], header=["email"])
-    assert "no external_id column" in str(next(read_csv(path, today=TODAY)).error)
+    with pytest.raises(FileRejected, match="no external_id column"):
+        next(read_csv(path, today=TODAY))
 
 
 def test_quoted_newlines_blank_rows_and_bad_cell_counts(tmp_path):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from producers.sources import count_orders, detect_format, read_file
-from producers.sources.base import ReadOptions
+from producers.sources.base import FileRejected, ReadOptions
 from tests.sources.test_woocommerce import OPTIONS as WOO_OPTIONS
 
 GENERATOR = Path(__file__).resolve().parents[2] / "examples" / "generate_orders.py"
@@ -175,20 +175,50 @@ def test_a_broken_document_in_a_json_array_costs_that_document(tmp_path):
 
 @pytest.mark.parametrize("content", [b"", b"\n\n", b"\xef\xbb\xbf", b"[]", b"[", b"{", b",,,\n", b"\x00\x00\x00",
                                      b"Name,Lineitem quantity\n", b'"unterminated\n', b"]]]", b"\xff\xfe\x00"])
-def test_tiny_and_empty_files_never_raise(tmp_path, content):
+def test_tiny_and_empty_files_are_refused_or_reported_never_imported(tmp_path, content):
     for suffix in (".csv", ".jsonl", ".json"):
         path = tmp_path / f"f{suffix}"
         path.write_bytes(content)
-        for row in read_all(path):
-            assert row.error is not None
+        try:
+            rows = read_all(path)
+        except FileRejected as exc:
+            assert exc.message and exc.hint
+            continue
+        assert rows and all(row.error is not None for row in rows)
+
+
+@pytest.mark.parametrize("content", [b"", b"\n\n", b"\xef\xbb\xbf", b"   \r\n"])
+def test_an_empty_file_is_refused_as_empty(tmp_path, content):
+    path = tmp_path / "orders.csv"
+    path.write_bytes(content)
+    with pytest.raises(FileRejected, match="the file is empty"):
+        read_all(path)
+
+
+@pytest.mark.parametrize("content, kind", [(b"%PDF-1.4\n%\xe2\xe3\n1 0 obj\n", "a PDF"),
+                                           (b"PK\x03\x04\x14\x00\x06\x00", "Excel workbook"),
+                                           (b"Name,Email\x00\x00\x01", "binary data")])
+def test_a_file_that_is_not_text_is_refused_by_what_it_looks_like(tmp_path, content, kind):
+    path = tmp_path / "orders.csv"
+    path.write_bytes(content)
+    with pytest.raises(FileRejected, match=f"not a text file .*{kind}"):
+        read_all(path)
+
+
+def test_a_header_without_orders_is_refused(tmp_path):
+    path = tmp_path / "orders.csv"
+    path.write_text("external_id,email,sku,unit_price\n\n")
+    with pytest.raises(FileRejected, match="holds no orders"):
+        read_all(path)
 
 
 def test_a_wrongly_shaped_file_is_one_short_error(tmp_path):
     path = tmp_path / "export.csv"
     path.write_text(",".join(f"Column {n}" for n in range(79)) + "\n" + ",".join("x" * 79) + "\n")
-    (row,) = read_all(path)
-    assert row.line == 1 and "unknown column(s)" in str(row.error) and "and 74 more" in str(row.error)
-    assert len(str(row.error)) < 1000
+    with pytest.raises(FileRejected) as refused:
+        read_all(path)
+    assert "unknown column(s)" in str(refused.value) and "and 74 more" in str(refused.value)
+    assert len(str(refused.value)) < 1000
 
 
 def test_unknown_encoding_name_is_refused_by_the_cli(tmp_path):

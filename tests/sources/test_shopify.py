@@ -105,14 +105,15 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 HEADER = ("Name,Email,Financial Status,Currency,Subtotal,Shipping,Taxes,Total,Discount Amount,Created at,"
-          "Lineitem quantity,Lineitem name,Lineitem price,Lineitem sku,Payment Method,Billing Country,Id,Duties\n")
+          "Lineitem quantity,Lineitem name,Lineitem price,Lineitem sku,Payment Method,Billing Country,Id,Duties,Paid at,"
+          "Outstanding Balance\n")
 
 
 def test_a_header_variant_with_fewer_columns_and_duties_and_a_tip_balanced(tmp_path):
     # Columns are found by name; Duties become a FEE line and what is left of Total (a tip) one more line.
     path = write(tmp_path, HEADER + (
         "#2001,a@example.com,paid,USD,10.00,0.00,0.00,14.00,0.00,2024-01-02 03:04:05 +0000,1,Mug,10.00,MUG,"
-        "Shopify Payments,US,1,3.00\n"))
+        "Shopify Payments,US,1,3.00,,\n"))
     (row,) = rows(path)
     assert [(i.type, i.name, i.unit_price) for i in row.order.items] == [
         ("PRODUCT", "Mug", Decimal("10.00")), ("FEE", "Duties", Decimal("3.00")),
@@ -127,7 +128,7 @@ def test_a_header_variant_with_fewer_columns_and_duties_and_a_tip_balanced(tmp_p
     ("2024-01-02 03:04:05 +0000,1,Mug,10.00,", "Lineitem sku", "has no SKU"),
 ])
 def test_bad_cells_are_reported_with_their_column(tmp_path, cells, field, message):
-    path = write(tmp_path, HEADER + f"#2001,a@example.com,pending,USD,10.00,0.00,0.00,10.00,0.00,{cells},,ZZ,1,\n")
+    path = write(tmp_path, HEADER + f"#2001,a@example.com,pending,USD,10.00,0.00,0.00,10.00,0.00,{cells},,ZZ,1,,,\n")
     (row,) = rows(path)
     assert row.order is None and row.line == 2
     errors = {e.field: e for e in row.error.errors}
@@ -136,6 +137,19 @@ def test_bad_cells_are_reported_with_their_column(tmp_path, cells, field, messag
 
 
 def test_two_orders_sharing_a_name_are_reported(tmp_path):
-    line = "#2001,a@example.com,pending,USD,10.00,0.00,0.00,10.00,0.00,2024-01-02 03:04:05 +0000,1,Mug,10.00,MUG,,US,{},\n"
+    line = "#2001,a@example.com,pending,USD,10.00,0.00,0.00,10.00,0.00,2024-01-02 03:04:05 +0000,1,Mug,10.00,MUG,,US,{},,,\n"
     (row,) = rows(write(tmp_path, HEADER + line.format(1) + line.format(2)))
     assert "two orders share this name (another Id at line 3)" in str(row.error)
+
+
+def test_the_payment_map_setting_adds_to_the_built_in_map_and_can_drop_a_pair():
+    from producers.sources.base import ReadOptions as Options
+    from worker.settings import Settings
+
+    settings = Settings(_env_file=None, payment_method_map="PayPal Express Checkout=Credit Card (Manual);cod=")
+    options = Options.from_settings(settings, today=OPTIONS.today, id_prefix="shopify:")
+    assert options.payment_methods["shopify payments"] == "Credit Card (Manual)"  # the built-in pair stays
+    assert options.payment_methods["paypal express checkout"] == "Credit Card (Manual)"
+    assert "cod" not in options.payment_methods
+    options = replace(options, manual_payment_types=OPTIONS.manual_payment_types)
+    assert all(row.order is not None for row in rows(options=options) if row.external_id != "shopify:1002")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from producers.sources import count_orders, detect_format, read_file
-from producers.sources.base import ReadOptions, parse_payment_map
+from producers.sources.base import FileRejected, ReadOptions, parse_payment_map
 from producers.sources.woocommerce import pipe_fields
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -142,9 +142,9 @@ def test_plugin_times_without_offset_need_the_store_time_zone():
     assert error.field == "date_created" and "has no UTC offset" in error.message and "STORE_TIMEZONE" in error.hint
 
 
-def test_analytics_download_is_recognised_and_explained():
-    (row,) = rows(FIXTURES / "woocommerce_analytics.csv")
-    assert row.line == 1 and "Analytics" in str(row.error) and "no emails, addresses, SKUs" in str(row.error)
+def test_analytics_download_is_recognised_and_refused_with_the_reason():
+    with pytest.raises(FileRejected, match="Analytics.*no emails, addresses, SKUs"):
+        rows(FIXTURES / "woocommerce_analytics.csv")
 
 
 def test_pipe_fields_split_on_the_first_colon_only():

@@ -32,7 +32,7 @@ def order(ext: str, **overrides) -> dict:
 
 
 def register(ctx, ext, **overrides):
-    from worker.messages import parse_order
+    from worker.contract import parse_order
 
     message = parse_order(order(ext, **overrides)).model_dump(mode="json")
     return ctx.ledger.register(ext, message, "live", first_step="create_order")[3]

@@ -1,9 +1,9 @@
 """Step 2: add the order's items that are not on the Keap order yet (none for a freshly created order)."""
 from __future__ import annotations
 
+from worker.contract import Order
 from worker.keap import money
 from worker.ledger import OrderState
-from worker.messages import Order
 from worker.steps import payloads, resolve
 from worker.steps.base import Results, StepContext, keap_order_id, load, write_once
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Callable
 
+from worker.contract import Order, OrderInvalid, parse_order
 from worker.keap import KeapClient, KeapError, KeapOutcomeUnknown
 from worker.ledger import Ledger, OrderState
-from worker.messages import Order, OrderInvalid, parse_order
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ import logging
 from datetime import datetime, timezone
 from decimal import Decimal
 
+from worker.contract import Order
 from worker.keap import KeapValidationError
-from worker.messages import Order
 from worker.steps import payloads, resolve
 from worker.steps.base import OrderRejected, Results, StepContext, load, write_once
 

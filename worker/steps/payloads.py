@@ -6,8 +6,8 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
+from worker.contract import Address, Customer, Item, Order, Payment, Subscription
 from worker.keap import money
-from worker.messages import Address, Customer, Item, Order, Payment, Subscription
 
 # Written into each payment's note so a retry can find a payment an earlier attempt may have recorded:
 # Keap's payment list returns the note but not the external_source_* fields.

@@ -3,11 +3,17 @@ from __future__ import annotations
 
 import logging
 
+from worker.contract import Order, Payment
 from worker.keap import KeapValidationError
-from worker.messages import Order, Payment
-from worker.steps import payloads
-from worker.steps.base import OrderRejected, Results, StepContext, keap_order_id, load, write_once
-from worker.steps.create_order import check_total
+from worker.steps import lookups, payloads
+from worker.steps.base import (
+    OrderRejected,
+    Results,
+    StepContext,
+    keap_order_id,
+    load,
+    write_once,
+)
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +29,7 @@ def run(ctx: StepContext, external_id: str) -> None:
     if not todo:
         return
     order_id = keap_order_id(state)
-    check_total(ctx, state, order)
+    lookups.check_total(ctx, state, order)
     for i, payment in todo:
         what = f"payment:{payment.key}"
         unproven = None

@@ -10,9 +10,9 @@ import json
 import logging
 from typing import Any, Iterable
 
-from worker.messages import Order
-from worker.steps import payloads
+from worker.contract import Order
 from worker.keap import KeapError, KeapOutcomeUnknown
+from worker.steps import payloads
 from worker.steps.base import OrderRejected, Settle, StepContext
 
 log = logging.getLogger(__name__)

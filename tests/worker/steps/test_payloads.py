@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from worker.messages import parse_order
+from worker.contract import parse_order
 from worker.steps import payloads
 
 

@@ -6,7 +6,7 @@ import pytest
 from tests.conftest import SANDBOX_KEY
 from worker.keap import ApiKeyAuth, KeapClient
 from worker.ledger import Ledger
-from worker.messages import parse_order
+from worker.contract import parse_order
 from worker.steps import resolve
 from worker.steps.base import OrderRejected, StepContext
 

@@ -8,8 +8,9 @@ import time
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
-from worker import logs, metrics, scrub
-from worker.sentry import Refusals
+from worker import scrub
+from worker.ops import logs, metrics
+from worker.ops.sentry import Refusals
 from worker.settings import Settings
 
 if TYPE_CHECKING:
