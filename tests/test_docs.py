@@ -2,8 +2,9 @@
 that exist."""
 from __future__ import annotations
 
+import importlib
 import re
-from importlib.metadata import entry_points
+import tomllib
 from pathlib import Path
 
 import click
@@ -17,9 +18,10 @@ CODE = re.compile(r"`([^`\n]+)`|```[a-z]*\n(.*?)```", re.S)
 
 
 def _cli() -> click.Group:
-    # Through the console script, wherever the command's module lives.
-    (script,) = entry_points(group="console_scripts", name="keap-orders")
-    return script.load()
+    # The console script pyproject.toml declares, wherever the command's module lives.
+    script = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]["keap-orders"]
+    module, _, name = script.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def _slug(heading: str) -> str:
