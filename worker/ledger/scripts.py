@@ -13,10 +13,11 @@ PREAMBLES = ("now", "move")
 _HEADER = re.compile(r"^-- Preamble: (.+?)(?: \(prepended by the loader\))?$", re.MULTILINE)
 
 
-def names() -> list[str]:
+@cache
+def names() -> tuple[str, ...]:
     """Every script in lua/ (the preambles are not scripts of their own)."""
     found = (entry.name.removesuffix(".lua") for entry in _folder().iterdir() if entry.name.endswith(".lua"))
-    return sorted(name for name in found if name not in PREAMBLES)
+    return tuple(sorted(name for name in found if name not in PREAMBLES))
 
 
 @cache
