@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Any
 
-from worker.ledger import OrderState, Ledger
+from worker.ledger import FailedRow, Ledger, OrderState
 
 
 def when(moment: float | None, now: float) -> str:
@@ -93,7 +93,7 @@ def _why(ledger: Ledger, state: OrderState, next_look: float, now: float) -> str
                 "(Procfile `keeper`)?")
     if state.intents:
         return f"reconciling an unanswered write ({', '.join(sorted(state.intents))})"
-    alive = ledger.redis.exists(ledger.lease_key(f"order:{state.external_id}"))
+    alive = ledger.lease_held(f"order:{state.external_id}")
     if state.status == "running":
         return "a worker is on it (slow Keap?)" if alive else "its worker died; the keeper sends it again"
     return (f"queued; no worker has started it (is a worker consuming the {state.lane} lane?); "
@@ -137,46 +137,12 @@ class FailedFilter:
                 and (self.until is None or row.failed_at <= self.until))
 
 
-@dataclass(frozen=True)
-class FailedRow:
-    external_id: str
-    step: str
-    kind: str
-    lane: str
-    failed_at: float
-    error: str
-
-
-_FIELDS = ("error_step", "error_kind", "lane", "updated_at", "error")
-
-
 def failed_orders(ledger: Ledger, which: FailedFilter, limit: int | None = None) -> tuple[list[FailedRow], int]:
     """The failed orders that match, oldest failure first (at most `limit`), and how many failed orders there are.
     Reads the failed orders only (their set), 500 at a time."""
-    rows = [row for row in _failed(ledger) if which.matches(row)]
+    rows = [row for row in ledger.failed_rows() if which.matches(row)]
     rows.sort(key=lambda row: (row.failed_at, row.external_id))
     return (rows if limit is None else rows[:limit]), ledger.count("failed")
-
-
-def _failed(ledger: Ledger) -> Iterator[FailedRow]:
-    batch: list[str] = []
-    for raw in ledger.redis.sscan_iter(ledger.status_key("failed"), count=500):
-        batch.append(raw.decode())
-        if len(batch) >= 500:
-            yield from _rows(ledger, batch)
-            batch = []
-    yield from _rows(ledger, batch)
-
-
-def _rows(ledger: Ledger, ids: list[str]) -> Iterator[FailedRow]:
-    if not ids:
-        return
-    pipe = ledger.redis.pipeline(transaction=False)
-    for ext in ids:
-        pipe.hmget(ledger.order_key(ext), *_FIELDS)
-    for ext, values in zip(ids, pipe.execute()):
-        step, kind, lane, updated, error = (v.decode() if v else "" for v in values)
-        yield FailedRow(ext, step or "-", kind or "-", lane or "live", float(updated or 0), error)
 
 
 def export(state: OrderState, now: float, *, with_message: bool = False) -> dict[str, Any]:

@@ -112,8 +112,9 @@ class Producer:
             send(self.settings, ext, lane, step, ticket)
         except Exception as exc:
             # Registered but not sent would look "queued" until the keeper re-sends it; say what happened now.
-            self.ledger.fail(ext, step, f"order {ext}: could not send to the queue ({type(exc).__name__}); run "
-                                        f"`keap-orders retry {ext}`", "queue")
+            self.ledger.fail(ext, step=step, kind="queue",
+                             error=f"order {ext}: could not send to the queue ({type(exc).__name__}); run "
+                                   f"`keap-orders retry {ext}`")
             raise
         return Enqueued(ext, "queued", sent=True)
 

@@ -85,9 +85,10 @@ def _handle(ledger: Ledger, settings: Settings, send: Send, due: Due) -> str:
         ledger.watch_at(ext, due.now + settings.lease_seconds)  # slow but alive: look again later
         return "working"
     if due.redrives >= settings.max_redrives:
-        ledger.fail(ext, step, f"order {ext}: {step} made no progress after {due.redrives} re-sends (each time its "
-                               f"worker died or its message was lost); check that workers consume the "
-                               f"{due.lane} lane and stay up, then run `keap-orders retry {ext}`", "stalled")
+        ledger.fail(ext, step=step, kind="stalled",
+                    error=f"order {ext}: {step} made no progress after {due.redrives} re-sends (each time its worker "
+                          f"died or its message was lost); check that workers consume the {due.lane} lane and stay "
+                          f"up, then run `keap-orders retry {ext}`")
         log.error("order %s: failed at %s: stalled after %d re-sends", ext, step, due.redrives)
         return "failed"
     ticket = ledger.resend(ext, due.status, stall, redrive=True)

@@ -88,6 +88,17 @@ def refused(external_id: str, step: str, exc: KeapPermanentError) -> str:
     return f"order {external_id}: {step}: Keap refused the request ({exc}); {todo} run `keap-orders retry {external_id}`"
 
 
+@dataclass(frozen=True)
+class Run:
+    """One run of one step of one order: what travels from the claim to the end of the run."""
+
+    external_id: str
+    step: str
+    ticket: str | None  # the sending of the order this chain message belongs to; None: a step sent on its own
+    failures: int = 0  # failed attempts of this step so far (the retry budget)
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)  # holds the order's lease during the run
+
+
 def run_step(ctx: StepContext, settings: Settings, step: str, external_id: str, *, ticket: str | None = None,
              failures: int = 0, interrupted: tuple[type[BaseException], ...] = ()) -> Outcome:
     """Run `step` of one order once. `ticket`: the sending of the order this chain message belongs to (None for a
@@ -97,8 +108,8 @@ def run_step(ctx: StepContext, settings: Settings, step: str, external_id: str, 
     Raises only for a bug (after recording it as the order's failure), so the task ends in Celery's FAILURE.
     """
     ledger = ctx.ledger
-    token = uuid.uuid4().hex
-    verdict, status, lane = ledger.claim(external_id, step, token, settings.lease_seconds, ticket,
+    run = Run(external_id, step, ticket, failures)
+    verdict, status, lane = ledger.claim(external_id, step, run.token, settings.lease_seconds, ticket,
                                          pipeline.STEP_NAMES)
     if verdict == "busy":
         # Another run of this order holds the lease: this delivery waits its turn, then finds the work done.
@@ -106,21 +117,21 @@ def run_step(ctx: StepContext, settings: Settings, step: str, external_id: str, 
     if verdict != "ok":
         log.info("order %s: %s not run (%s)", external_id, step, verdict)
         return replace(STOP, result="skipped", lane=lane, reason=verdict)
-    lease = Lease(ledger, f"order:{external_id}", settings.lease_seconds, token)
+    lease = Lease(ledger, f"order:{external_id}", settings.lease_seconds, run.token)
     lease.keep()
     lane_token = LANE.set(lane)
     try:
-        result = _run(replace(ctx, token=token), settings, step, external_id, failures)
+        result = _run(replace(ctx, token=run.token), settings, run)
     except redis.RedisError as exc:
         # Redis itself is out of reach: nothing can be recorded now. The lease runs out by itself; the delivery
         # comes back (or the keeper re-sends the order) once Redis answers again.
         log.warning("order %s: %s interrupted, Redis unreachable (%s)", external_id, step, type(exc).__name__)
         return Outcome("retry", random.uniform(2, 5), failures, result="interrupted", lane=lane)
     except interrupted as exc:
-        result = _timed_out(external_id, step, failures, settings, exc)
+        result = _timed_out(run, settings, exc)
     except Exception as exc:
         # A bug, not Keap: record it for the operator, then let Celery (and Sentry) see the traceback.
-        _end(ctx, settings, external_id, token, ticket, step,
+        _end(ctx, settings, run,
              _Failed(f"internal error in {step} ({type(exc).__name__}); see the worker log, fix the cause, then run "
                      f"`keap-orders retry {external_id}`", "internal"))
         raise
@@ -130,11 +141,12 @@ def run_step(ctx: StepContext, settings: Settings, step: str, external_id: str, 
     if result == _LOST:
         log.warning("order %s: lease lost during %s; the order is left to its new holder", external_id, step)
         return replace(STOP, result="lost", lane=lane)
-    return replace(_end(ctx, settings, external_id, token, ticket, step, result), lane=lane)
+    return replace(_end(ctx, settings, run, result), lane=lane)
 
 
-def _timed_out(external_id: str, step: str, failures: int, settings: Settings, exc: BaseException) -> _Wait | _Failed:
+def _timed_out(run: Run, settings: Settings, exc: BaseException) -> _Wait | _Failed:
     # Unanswered writes keep their intents, so the next run reconciles before writing again.
+    external_id, step, failures = run.external_id, run.step, run.failures
     if failures >= settings.max_retries:
         return _Failed(f"order {external_id}: {step}: gave up after {failures + 1} attempts that each ran past the "
                        f"time limit ({type(exc).__name__}); once Keap answers promptly again, run "
@@ -142,8 +154,8 @@ def _timed_out(external_id: str, step: str, failures: int, settings: Settings, e
     return _Wait(backoff(failures, settings), f"retry after {type(exc).__name__}", failures + 1)
 
 
-def _run(ctx: StepContext, settings: Settings, step: str, external_id: str,
-         failures: int) -> _Wait | _Failed | str:
+def _run(ctx: StepContext, settings: Settings, run: Run) -> _Wait | _Failed | str:
+    external_id, step, failures = run.external_id, run.step, run.failures
     try:
         pipeline.step(step).run(ctx, external_id)
     except OrderRejected as exc:
@@ -178,39 +190,37 @@ def _run(ctx: StepContext, settings: Settings, step: str, external_id: str,
     return _DONE
 
 
-def _end(ctx: StepContext, settings: Settings, external_id: str, token: str, ticket: str | None, step: str,
-         result: _Wait | _Failed | str) -> Outcome:
-    ledger = ctx.ledger
-    stall = settings.queued_stall_seconds
+def _end(ctx: StepContext, settings: Settings, run: Run, result: _Wait | _Failed | str) -> Outcome:
+    ledger, ext, stall = ctx.ledger, run.external_id, settings.queued_stall_seconds
     if isinstance(result, _Failed):
-        ledger.end_run(external_id, token, ticket, "fail", result.error, step, result.kind)
+        ledger.fail(ext, token=run.token, ticket=run.ticket, step=run.step, error=result.error, kind=result.kind)
         # No log line of its own: the task logs every outcome (worker/logs.py), and an error line here would be a
         # Sentry error event per refused order.
         return replace(STOP, result="failed", error_kind=result.kind, error=result.error)  # cut the chain
     if isinstance(result, _Wait):
-        if result.seconds <= settings.broker_retry_max_seconds or ticket is None:
+        if result.seconds <= settings.broker_retry_max_seconds or run.ticket is None:
             # Short waits go through the broker (a countdown far below the visibility timeout); a step sent on
             # its own has no chain to park, so it comes back through the broker too.
             wait = min(result.seconds, settings.broker_retry_max_seconds)
-            if ticket is not None:
-                ledger.end_run(external_id, token, ticket, "retry", step, wait + stall)
+            if run.ticket is not None:
+                ledger.retry(ext, token=run.token, ticket=run.ticket, step=run.step, start_within=wait + stall)
             else:
-                ledger.end_run(external_id, token, None, "release")
+                ledger.release(ext, token=run.token)
             return Outcome("retry", wait, result.failures, result="retry", reason=result.reason)
         until = ledger.now() + result.seconds
-        ledger.end_run(external_id, token, ticket, "park", step, until, result.reason)
+        ledger.park(ext, token=run.token, ticket=run.ticket, step=run.step, until=until, reason=result.reason)
         if result.reason == REAUTH:
-            ledger.hold(external_id, "reauth")
-        log.info("order %s: %s parked for %.0fs (%s)", external_id, step, result.seconds, result.reason)
+            ledger.hold(ext, "reauth")
+        log.info("order %s: %s parked for %.0fs (%s)", ext, run.step, result.seconds, result.reason)
         return replace(STOP, result="parked", reason=result.reason)
-    if ticket is None:
-        ledger.end_run(external_id, token, None, "single", step)
+    if run.ticket is None:
+        ledger.finish_single(ext, token=run.token, step=run.step)
         return replace(STOP, result="single")
-    if step == pipeline.LAST:
-        moved = ledger.end_run(external_id, token, ticket, "done")
+    if run.step == pipeline.LAST:
+        moved = ledger.finish(ext, token=run.token, ticket=run.ticket)
         if moved:
-            log.info("order %s: done", external_id)
+            log.info("order %s: done", ext)
         return replace(STOP, result="done" if moved else "skipped")
-    following = pipeline.STEP_NAMES[pipeline.STEP_NAMES.index(step) + 1]
-    moved = ledger.end_run(external_id, token, ticket, "next", following, stall)
+    following = pipeline.STEP_NAMES[pipeline.STEP_NAMES.index(run.step) + 1]
+    moved = ledger.advance(ext, token=run.token, ticket=run.ticket, step=following, start_within=stall)
     return replace(NEXT, result="next") if moved else replace(STOP, result="skipped")

@@ -35,9 +35,9 @@ def queued(ledger, ext, stall=0.2):
 def test_a_parked_order_is_released_when_its_time_comes_with_a_new_ticket(ledger, settings):
     ticket = queued(ledger, "k-1")
     ledger.claim("k-1", "create_order", "t", 1, ticket, STEPS)
-    ledger.end_run("k-1", "t", ticket, "next", "add_items", 60)
+    ledger.advance("k-1", token="t", ticket=ticket, step="add_items", start_within=60)
     ledger.claim("k-1", "add_items", "t", 1, ticket, STEPS)
-    ledger.end_run("k-1", "t", ticket, "park", "add_items", ledger.now() + 0.3, "daily quota")
+    ledger.park("k-1", token="t", ticket=ticket, step="add_items", until=ledger.now() + 0.3, reason="daily quota")
     sent = Sent()
     assert keeper.tick(ledger, settings, sent) == {} and sent == []  # not yet
     time.sleep(0.4)
@@ -76,7 +76,7 @@ def test_an_order_that_never_starts_is_sent_again_then_failed_with_what_to_do(le
 def test_finished_orders_leave_the_watch_and_pending_single_steps_are_seen_through(ledger, settings):
     ticket = queued(ledger, "k-5")
     ledger.claim("k-5", "create_order", "t", 1, ticket, STEPS)
-    ledger.end_run("k-5", "t", ticket, "done")
+    ledger.finish("k-5", token="t", ticket=ticket)
     ledger.watch_single("k-5", "record_payment", 0.1)
     queued(ledger, "k-6")
     ledger.cancel("k-6")
@@ -105,7 +105,7 @@ def finished(ledger, ext, results):
     ticket = queued(ledger, ext)
     ledger.claim(ext, "create_order", "t", 5, ticket, STEPS)
     ledger.record(ext, results)
-    ledger.end_run(ext, "t", ticket, "done")
+    ledger.finish(ext, token="t", ticket=ticket)
 
 
 def test_the_keeper_compacts_only_done_orders_past_retention_reading_only_those(ledger, redis_client, key_prefix):

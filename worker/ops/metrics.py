@@ -14,7 +14,7 @@ import socket
 import threading
 from typing import TYPE_CHECKING, Any, Iterable
 
-from worker.ledger import STATUSES, Ledger
+from worker.ledger import Ledger
 
 if TYPE_CHECKING:
     from worker.keap.quota import RateLimits
@@ -105,24 +105,18 @@ class LedgerCollector:
     def collect(self):
         from prometheus_client.core import GaugeMetricFamily
 
-        pipe = self.ledger.redis.pipeline(transaction=False)
-        for status in STATUSES:
-            pipe.scard(self.ledger.status_key(status))
-        for queue in self.queues:
-            pipe.llen(queue)
-        pipe.zcount(self.ledger.watch_key, "-inf", f"({self.ledger.now() - 60}")
-        answers = pipe.execute()
+        gauges = self.ledger.gauges(self.queues)
         orders = GaugeMetricFamily(f"{PREFIX}_orders", "Orders in the ledger by status.", labels=["status"])
-        for status, count in zip(STATUSES, answers):
+        for status, count in gauges.orders.items():
             orders.add_metric([status], count)
         yield orders
         queued = GaugeMetricFamily(f"{PREFIX}_queue_messages", "Messages waiting in a Celery queue (Redis list).",
                                    labels=["queue"])
-        for queue, length in zip(self.queues, answers[len(STATUSES):]):
+        for queue, length in gauges.queues.items():
             queued.add_metric([queue], length)
         yield queued
         yield GaugeMetricFamily(f"{PREFIX}_keeper_overdue", "Active orders the keeper should have looked at over a "
-                                "minute ago (non-zero for long: is the keeper running?).", value=answers[-1])
+                                "minute ago (non-zero for long: is the keeper running?).", value=gauges.overdue)
 
 
 def registry(directory: str, ledger: Ledger | None, queues: Iterable[str]):

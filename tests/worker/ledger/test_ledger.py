@@ -24,7 +24,7 @@ def test_register_refuses_active_done_and_cancelled_orders(ledger):
     assert (ok, old, step) == (True, None, "create_order") and ticket
     assert register(ledger, "o-1")[:2] == (False, "queued")
     assert ledger.claim("o-1", "create_order", "t1", 5, ticket, STEPS)[0] == "ok"
-    assert ledger.end_run("o-1", "t1", ticket, "done")
+    assert ledger.finish("o-1", token="t1", ticket=ticket)
     assert register(ledger, "o-1")[:2] == (False, "done")
     assert register(ledger, "o-1", lane="backfill", force=True)[:2] == (True, "done")
     assert ledger.cancel("o-1") == "queued"
@@ -35,7 +35,8 @@ def test_failed_order_resumes_at_its_failed_step_and_keeps_its_results(ledger):
     _, _, _, ticket = register(ledger, "o-2")
     ledger.claim("o-2", "create_order", "t", 5, ticket, STEPS)
     ledger.record("o-2", {"order_id": "42"})
-    ledger.end_run("o-2", "t", ticket, "fail", "Keap refused the payment", "record_payment", "rejected")
+    ledger.fail("o-2", token="t", ticket=ticket, error="Keap refused the payment", step="record_payment",
+                kind="rejected")
     state = ledger.get("o-2")
     assert (state.status, state.error_step, state.error_kind) == ("failed", "record_payment", "rejected")
     ok, old, step, _ = register(ledger, "o-2")
@@ -50,7 +51,7 @@ def test_messages_of_an_earlier_sending_or_an_earlier_step_are_stale(ledger):
     assert ledger.claim("o-3", "create_order", "a", 5, first, STEPS)[0] == "stale"
     assert ledger.claim("o-3", "create_order", "a", 5, second, STEPS)[0] == "ok"
     assert ledger.claim("o-3", "create_order", "b", 5, second, STEPS)[0] == "busy"  # one run at a time
-    assert ledger.end_run("o-3", "a", second, "next", "add_items", 60)
+    assert ledger.advance("o-3", token="a", ticket=second, step="add_items", start_within=60)
     assert ledger.claim("o-3", "create_order", "c", 5, second, STEPS)[0] == "stale"  # a redelivered earlier step
     assert ledger.claim("o-3", "add_items", "c", 5, second, STEPS)[0] == "ok"
 
@@ -72,10 +73,11 @@ def test_intents_are_written_only_under_the_lease(ledger):
 def test_status_index_and_watch_follow_every_move(ledger):
     tickets = {ext: register(ledger, ext, lane="backfill")[3] for ext in ("a", "b", "c")}
     ledger.claim("a", "create_order", "t", 5, tickets["a"], STEPS)
-    ledger.end_run("a", "t", tickets["a"], "done")
-    ledger.fail("b", "create_order", "x", "keap")
+    ledger.finish("a", token="t", ticket=tickets["a"])
+    ledger.fail("b", step="create_order", error="x", kind="keap")
     ledger.claim("c", "create_order", "t", 5, tickets["c"], STEPS)
-    ledger.end_run("c", "t", tickets["c"], "park", "create_order", ledger.now() + 60, "daily quota")
+    ledger.park("c", token="t", ticket=tickets["c"], step="create_order", until=ledger.now() + 60,
+                reason="daily quota")
     counts = {s: ledger.count(s) for s in ("queued", "running", "waiting", "done", "failed")}
     assert counts == {"queued": 0, "running": 0, "waiting": 1, "done": 1, "failed": 1}
     assert [ext for ext, _ in ledger.iter_watched()] == ["c"]  # only what is active is watched

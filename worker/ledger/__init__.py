@@ -1,0 +1,35 @@
+"""Per-order state in Redis: the single source of truth for what has been done in Keap, and what is due when.
+
+Keys under the prefix (see store.py):
+  order:{id}   hash: status, step, lane, ticket, the message, results `r:<what>` (Keap ids), intents `i:<what>`
+               (a non-idempotent write was sent: {"at": server time, "checks": lookups since})
+  status:{s}   one set per status, for counts and listings
+  watch        sorted set of active orders by the time the keeper must look at them: when a parked order wakes,
+               or the deadline by which a queued or running order must have moved. The keeper reads only what is
+               due, never the whole ledger.
+  lease:{name} a lease (token, expiry) on an order or a shared resource, renewed while its holder works
+  done         sorted set of done orders by the time they finished: retention compacts what is older than
+               DONE_RETENTION_DAYS to a small marker (`compact_done`), reading only what is due
+  held:{group} parked orders waiting for one event; cache:{name} caches shared by all workers
+
+Every status change is one Lua script (lua/*.lua) using Redis server time, so all hosts agree on the clock.
+`cancelled` is final: no script moves an order out of it.
+"""
+from __future__ import annotations
+
+from worker.ledger.caches import Caches
+from worker.ledger.effects import Effects
+from worker.ledger.leases import Lease, LeaseLost, Leases
+from worker.ledger.orders import Orders
+from worker.ledger.reads import Reads
+from worker.ledger.retention import Retention
+from worker.ledger.state import ACTIVE, FINAL, STATUSES, Due, FailedRow, Gauges, Intent, OrderState
+from worker.ledger.watch import Watch
+
+__all__ = ["ACTIVE", "FINAL", "STATUSES", "Due", "FailedRow", "Gauges", "Intent", "Lease", "LeaseLost", "Ledger",
+           "OrderState"]
+
+
+class Ledger(Orders, Effects, Watch, Retention, Leases, Caches, Reads):
+    """The ledger on one Redis client under one key prefix: the order state machine (orders.py), Keap effects
+    (effects.py), the keeper's watch (watch.py), retention, leases, caches and reads; one class, one part a module."""

@@ -1,0 +1,38 @@
+"""What an order did in Keap: results (Keap ids) and intents (a non-idempotent write was sent, its answer not
+recorded yet), fenced by the order's lease."""
+from __future__ import annotations
+
+from worker.ledger.leases import LeaseLost
+from worker.ledger.store import Store
+
+
+class Effects(Store):
+    def record(self, external_id: str, results: dict[str, str]) -> None:
+        """Record Keap effects (ids) and clear their intent markers, in one transaction."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(self.order_key(external_id), mapping={f"r:{what}": value for what, value in results.items()})
+        pipe.hdel(self.order_key(external_id), *(f"i:{what}" for what in results))
+        pipe.execute()
+
+    def mark_intent(self, external_id: str, what: str, token: str | None) -> None:
+        """Note that a non-idempotent write is about to be sent (before it is sent). Raises LeaseLost when the
+        caller no longer holds the order's lease: another worker may be writing."""
+        if not self._lua.run("mark_intent", keys=[self.order_key(external_id), self.lease_key(f"order:{external_id}")],
+                             args=[what, token or ""]):
+            raise LeaseLost(f"order {external_id}: lease lost before writing {what}")
+
+    def clear_intent(self, external_id: str, what: str) -> None:
+        """The write was refused or never sent (Keap said so): nothing to reconcile."""
+        self.redis.hdel(self.order_key(external_id), f"i:{what}")
+
+    def clear_intents(self, external_id: str, prefix: str) -> list[str]:
+        """Forget unanswered writes (an operator checked Keap and found none of them applied)."""
+        fields = (name.decode() for name in self.redis.hkeys(self.order_key(external_id)))
+        names = [name[2:] for name in fields if name.startswith("i:") and name[2:].startswith(prefix)]
+        if names:
+            self.redis.hdel(self.order_key(external_id), *(f"i:{what}" for what in names))
+        return names
+
+    def note_check(self, external_id: str, what: str) -> int:
+        """One more lookup found nothing; returns how many have."""
+        return int(self._lua.run("note_check", keys=[self.order_key(external_id)], args=[what]))

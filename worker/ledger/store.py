@@ -1,0 +1,58 @@
+"""What every part of the ledger shares: the Redis client, the key names under the prefix, the clock (Redis server
+time) and the Lua scripts."""
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+
+from worker.ledger.scripts import Scripts
+
+
+class Store:
+    def __init__(self, client: redis.Redis, prefix: str = "keap-orders"):
+        self.redis = client
+        self.prefix = prefix
+        self._lua = Scripts(client)
+
+    # keys -----------------------------------------------------------------------------------------------
+    def order_key(self, external_id: str) -> str:
+        """The order's hash."""
+        return f"{self.prefix}:order:{external_id}"
+
+    def status_key(self, status: str) -> str:
+        """The set of the orders with this status (its SCARD is their number); `status_key("")` is the prefix of
+        these sets that the scripts move orders between."""
+        return f"{self.prefix}:status:{status}"
+
+    @property
+    def watch_key(self) -> str:
+        """Active orders by the time the keeper must look at them."""
+        return f"{self.prefix}:watch"
+
+    @property
+    def done_key(self) -> str:
+        """Done orders by the time they finished (retention reads what is due)."""
+        return f"{self.prefix}:done"
+
+    def lease_key(self, name: str) -> str:
+        return f"{self.prefix}:lease:{name}"
+
+    def held_key(self, group: str) -> str:
+        """Parked orders waiting for one event (e.g. "reauth")."""
+        return f"{self.prefix}:held:{group}"
+
+    def cache_key(self, name: str) -> str:
+        return f"{self.prefix}:cache:{name}"
+
+    def now(self) -> float:
+        """Redis server time: the clock every host and every Lua script here shares."""
+        seconds, micros = self.redis.time()
+        return seconds + micros / 1e6
+
+
+def text(value: Any) -> str:
+    """A script's or a command's answer as text ('' for nil)."""
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else str(value)
