@@ -22,8 +22,8 @@ log = logging.getLogger(__name__)
 
 _DAY_MS = 86_400_000
 # One script per file; KEYS, ARGV and the result are described at the top of each.
-_RESERVE = lua.load("worker.throttle", "reserve", "now")
-_OBSERVE = lua.load("worker.throttle", "observe", "now")
+_RESERVE = lua.load("worker.throttle", "reserve")
+_OBSERVE = lua.load("worker.throttle", "observe")
 
 
 # The lane of the step this thread is running ("live" or "backfill"), set by the runner: the throttle serves

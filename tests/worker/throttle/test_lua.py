@@ -14,12 +14,12 @@ DAY = NOW // 86_400_000
 
 @pytest.fixture
 def reserve(redis_client):
-    return redis_client.register_script(lua.load("worker.throttle", "reserve", "now"))
+    return redis_client.register_script(lua.load("worker.throttle", "reserve"))
 
 
 @pytest.fixture
 def observe(redis_client):
-    return redis_client.register_script(lua.load("worker.throttle", "observe", "now"))
+    return redis_client.register_script(lua.load("worker.throttle", "observe"))
 
 
 def scope_keys(prefix: str) -> list[str]:

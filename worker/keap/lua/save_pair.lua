@@ -1,5 +1,6 @@
 -- Store a refreshed token pair and lift a pause that a losing twin of this refresh raised
 -- (worker/keap/tokens.py, TokenStore.save).
+-- Preamble: none
 -- One SET, so a reader sees the old pair or the new one, never neither. A pause caused by a refresh that raced
 -- with this one (it sent the same refresh token and lost) is lifted: the grant is alive.
 --

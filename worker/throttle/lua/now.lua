@@ -1,4 +1,4 @@
--- The time this script runs at, shared by reserve.lua and observe.lua: worker/lua.py's load() puts this file in
+-- The time this script runs at, shared by reserve.lua and observe.lua: the loader (worker/lua.py) puts this file in
 -- front of them, so they use `now` and `DAY` without defining them.
 -- ARGV[1]: now in ms ('' = Redis server TIME; tests pass an explicit time).
 -- Defines: now (ms since the epoch, with µs as decimals), DAY (a UTC day in ms).

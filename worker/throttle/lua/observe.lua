@@ -1,5 +1,6 @@
 -- What Keap said in one answer corrects the shared state of every scope (worker/throttle/pacing.py,
--- Throttle.observe). Preceded by now.lua (load() prepends it): `now` and `DAY` come from there.
+-- Throttle.observe). `now` and `DAY` come from the preamble now.lua.
+-- Preamble: now (prepended by the loader)
 --
 -- KEYS: per scope i, its hash KEYS[2i-1] and its sorted set KEYS[2i] (as for reserve.lua).
 -- ARGV: [1] now ms ('' = Redis TIME), [2] the slot of the answered call (ms), [3] jitter ms (how far from its slot

@@ -1,5 +1,6 @@
 -- Take one send slot for one Keap call, in every scope at once (worker/throttle/pacing.py, Throttle.reserve).
--- Preceded by now.lua (load() prepends it): `now` and `DAY` come from there.
+-- `now` and `DAY` come from the preamble now.lua.
+-- Preamble: now (prepended by the loader)
 -- A scope is a credential or a Keap account: a hash (pacing time `tat`, pause, today's counters, the limits Keap
 -- reported) and a sorted set of the sends in its longest rolling window (member = a send, score = its slot ms).
 --
