@@ -50,7 +50,7 @@ def typical(ext: str, email: str) -> dict:
 
 def per_step(sb: Sandbox, ctx: StepContext, order: dict) -> dict[str, int]:
     parsed = parse_order(order)
-    ctx.ledger.register(parsed.external_id, parsed.model_dump(mode="json"), "live")
+    ctx.ledger.register(parsed.external_id, parsed.model_dump(mode="json"), "live", first_step=pipeline.FIRST)
     counts = {}
     for step in pipeline.STEPS:
         before = sb.stats()["total"]
