@@ -6,7 +6,7 @@ import time
 
 from click.testing import CliRunner
 
-from producers.cli import main
+from admin.cli import main
 from worker.app import send
 from tests.pipeline.conftest import wait_until_finished
 from tests.pipeline.test_pipeline import typical_order
@@ -105,7 +105,7 @@ def test_a_wrongly_shaped_file_with_wait_does_not_exit_0(ctx, tmp_path, cli_env)
 
 def test_exit_codes_and_the_interrupt_message():
     from producers.backfill import Progress
-    from producers.cli import exit_code, interrupted
+    from admin.cli import exit_code, interrupted
 
     assert exit_code(Progress(total=3, done=3), waited=True) == 0
     assert exit_code(Progress(total=3, done=2, invalid=1), waited=True) == 3

@@ -124,7 +124,7 @@ def sandbox(host, port, api_key, limits, latency_ms, seed, data, token_ttl) -> N
               help="Orders to import (default: examples/orders.jsonl).")
 def demo(orders_file) -> None:
     """Sandbox + worker + backfill of the example orders, then a summary. Needs only Redis."""
-    from producers.demo import run_demo
+    from admin.demo import run_demo
 
     sys.exit(run_demo(Path(orders_file) if orders_file else None))
 
@@ -235,7 +235,7 @@ def _limits_now() -> list[dict]:
 
 def _print_estimate(file: Path, fmt: str | None, options, scopes: list[dict] | None = None) -> None:
     """The calls FILE needs and the days that takes at the current limits (quota, backfill --dry-run)."""
-    from producers.estimate import estimate_file, plan
+    from admin.estimate import estimate_file, plan
 
     for line in plan(estimate_file(file, fmt, options), _limits_now() if scopes is None else scopes):
         click.echo(line)
@@ -250,7 +250,7 @@ def doctor(file, fmt, encoding, id_prefix, store_timezone) -> None:
 
     Exit status: 0 ready; 1 Keap cannot be used (credential, address); 3 the file has problems (listed by line).
     """
-    from producers.doctor import Report, check_account, check_file
+    from admin.doctor import Report, check_account, check_file
 
     settings, report = _settings(), Report()
     options = _read_options(encoding, id_prefix, store_timezone)
@@ -270,7 +270,7 @@ def doctor(file, fmt, encoding, id_prefix, store_timezone) -> None:
 @read_options
 def verify(file, fmt, encoding, id_prefix, store_timezone) -> None:
     """Read the imported orders of FILE back from Keap and report every difference (read-only)."""
-    from producers.verify import verify_file
+    from admin.verify import verify_file
 
     options = _read_options(encoding, id_prefix, store_timezone)
     checked, problems = verify_file(file, fmt, _context(), options)
@@ -293,7 +293,7 @@ def schema() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable (times as epoch seconds).")
 def status(external_id, as_json) -> None:
     """Show one order: status, current or failed step, parked-until time, error, Keap ids."""
-    from producers.console import describe
+    from admin.console import describe
 
     ledger = _ledger()
     state = ledger.get(external_id)
@@ -307,8 +307,8 @@ def status(external_id, as_json) -> None:
 @click.option("--limit", default=100, show_default=True)
 def stuck(older_than, limit) -> None:
     """Orders that are not moving: how long, at which step, and why if known."""
-    from producers.console import span
-    from producers.console import stuck as find_stuck
+    from admin.console import span
+    from admin.console import stuck as find_stuck
 
     rows = find_stuck(_ledger(), older_than, limit)
     for row in rows:
@@ -333,7 +333,7 @@ def failed_filters(command):
 
 
 def _which(ledger, step, reason, since, until, lane):
-    from producers.console import FailedFilter, moment
+    from admin.console import FailedFilter, moment
 
     now = ledger.now()
     try:
@@ -344,7 +344,7 @@ def _which(ledger, step, reason, since, until, lane):
 
 
 def _failed_rows(ledger, rows) -> None:
-    from producers.console import when
+    from admin.console import when
 
     now = ledger.now()
     for row in rows:
@@ -356,7 +356,7 @@ def _failed_rows(ledger, rows) -> None:
 @click.option("--limit", default=50, show_default=True)
 def failed(step, reason, since, until, lane, limit) -> None:
     """List failed orders (oldest failure first) with the step, error kind, time and reason."""
-    from producers.console import failed_orders
+    from admin.console import failed_orders
 
     ledger = _ledger()
     rows, total = failed_orders(ledger, _which(ledger, step, reason, since, until, lane))
@@ -403,7 +403,7 @@ def _retry_one(external_id, from_step, fixed, lane, charges_checked) -> None:
 
 
 def _retry_failed(which, from_step, dry_run, yes) -> None:
-    from producers.console import failed_orders
+    from admin.console import failed_orders
 
     producer = _producer()
     rows, _ = failed_orders(producer.ledger, which)
@@ -436,7 +436,7 @@ def _retry_failed(which, from_step, dry_run, yes) -> None:
 def export(external_id, with_message) -> None:
     """Print an order's ledger record as JSON for support: status, steps, errors, Keap ids, unanswered writes, times.
     No customer data unless --with-message."""
-    from producers.console import export as record_of
+    from admin.console import export as record_of
 
     ledger = _ledger()
     state = ledger.get(external_id)
@@ -546,8 +546,8 @@ def auth_login(listen, timeout) -> None:
 
     python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"
     """
-    from producers import auth as flow
-    from producers.console import when
+    from admin import auth as flow
+    from admin.console import when
     from worker.keap import KeapError
 
     settings = _settings()
@@ -582,7 +582,7 @@ def auth_login(listen, timeout) -> None:
 @auth.command("status")
 def auth_status() -> None:
     """When the tokens expire, the last refresh, whether the fleet is paused (never the tokens)."""
-    from producers import auth as flow
+    from admin import auth as flow
 
     shown = _tokens().status()
     for line in flow.status_lines(shown, _ledger().held_count("reauth")):
@@ -592,7 +592,7 @@ def auth_status() -> None:
 @auth.command("refresh")
 def auth_refresh() -> None:
     """Refresh the tokens now (the workers do it by themselves ahead of expiry)."""
-    from producers.console import when
+    from admin.console import when
     from worker.keap import KeapError
 
     try:
@@ -619,6 +619,3 @@ def _sandbox_module(name: str):
         raise click.ClickException("the local Keap sandbox is not installed here: pip install 'keap-orders[sandbox]' "
                                    f"(or run `make`, which installs it) [{exc}]") from exc
 
-
-if __name__ == "__main__":
-    main()
