@@ -104,8 +104,8 @@ def test_a_wrongly_shaped_file_with_wait_does_not_exit_0(ctx, tmp_path, cli_env)
 
 
 def test_exit_codes_and_the_interrupt_message():
+    from admin.cli.imports import exit_code, interrupted
     from producers.backfill import Progress
-    from admin.cli import exit_code, interrupted
 
     assert exit_code(Progress(total=3, done=3), waited=True) == 0
     assert exit_code(Progress(total=3, done=2, invalid=1), waited=True) == 3
