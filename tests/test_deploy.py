@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -90,6 +91,26 @@ def test_the_image_is_pinned_and_leaves_the_sandbox_out():
     names = {re.split(r"[\[<>=!~ ]", dep)[0].lower() for dep in needed}
     assert names <= pins, names - pins
     assert not {"pyyaml", "jsonschema", "pytest"} & pins  # the sandbox's and the tests' dependencies stay out
+
+
+# A fresh interpreter in which the sandbox and its extra (pyyaml, jsonschema) cannot be imported, as in the image.
+_WITHOUT_SANDBOX = """
+import sys
+class Absent:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("sandbox", "yaml", "jsonschema"):
+            raise ImportError(f"no {name} in the image")
+sys.meta_path.insert(0, Absent())
+from admin.cli import main
+main(["schema"])
+"""
+
+
+def test_the_command_runs_without_the_sandbox_extra():
+    result = subprocess.run([sys.executable, "-c", _WITHOUT_SANDBOX], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["title"]
 
 
 def test_kubernetes_time_limits_lanes_and_scaling_fit_together():
