@@ -29,10 +29,10 @@ sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
 
+from admin.demo import run_env, worker_answers, worker_process  # noqa: E402
+from admin.verify import verify_file  # noqa: E402
 from producers.backfill import Backfill  # noqa: E402
-from producers.demo import run_env, worker_answers, worker_process  # noqa: E402
 from producers.enqueue import Producer  # noqa: E402
-from producers.verify import verify_file  # noqa: E402
 from sandbox.server import Sandbox  # noqa: E402
 from worker import context  # noqa: E402
 from worker.app import configure  # noqa: E402

@@ -27,11 +27,11 @@ from cryptography.fernet import Fernet
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from producers.auth import authorize_url, code_from, new_state  # noqa: E402
+from admin.auth import authorize_url, code_from, new_state  # noqa: E402
+from admin.demo import _cleanup, run_env, worker_process  # noqa: E402
+from admin.verify import verify_file  # noqa: E402
 from producers.backfill import Backfill  # noqa: E402
-from producers.demo import _cleanup, run_env, worker_process  # noqa: E402
 from producers.enqueue import Producer  # noqa: E402
-from producers.verify import verify_file  # noqa: E402
 from sandbox.server import Sandbox  # noqa: E402
 from worker.app import app, configure  # noqa: E402
 from worker.context import build_context, oauth_tokens  # noqa: E402

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from calls_per_order import typical as typical_order  # noqa: E402 (bench/ is the script's own folder)
-from producers.demo import _cleanup, run_env, worker_answers, worker_process  # noqa: E402
+from admin.demo import _cleanup, run_env, worker_answers, worker_process  # noqa: E402
 from sandbox.server import Sandbox  # noqa: E402
 
 

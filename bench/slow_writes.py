@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
 
-from producers.demo import run_env, worker_answers, worker_process  # noqa: E402
+from admin.demo import run_env, worker_answers, worker_process  # noqa: E402
 from sandbox.server import Sandbox  # noqa: E402
 from worker.app import configure  # noqa: E402
 from worker.settings import Settings  # noqa: E402
@@ -57,7 +57,7 @@ def main() -> None:
         path.write_text("".join(json.dumps(o) + "\n" for o in orders))
         worker = stack.enter_context(worker_process(env, name=run_id, concurrency=max(4, args.orders)))
         assert worker_answers(worker), "the worker did not start"
-        cli = [sys.executable, "-m", "producers.cli"]
+        cli = [sys.executable, "-m", "admin.cli"]
         started = time.monotonic()
         backfill = subprocess.run([*cli, "backfill", str(path), "--wait"], env={**os.environ, **env},
                                   capture_output=True, text=True)

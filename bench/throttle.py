@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "examples"))
 import redis  # noqa: E402
 
 from generate_orders import generate  # noqa: E402
-from producers.demo import run_env, worker_process  # noqa: E402
+from admin.demo import run_env, worker_process  # noqa: E402
 from worker.ledger import ACTIVE  # noqa: E402
 
 COMMANDS, PROCESSES = 2, 4  # celery worker commands x prefork processes each

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from producers.enqueue import Producer
-from producers.sources import READERS, count_orders, detect_format
+from producers.sources import count_orders, detect_format, read_file
 from producers.sources.base import ReadOptions
 from worker.ledger import ACTIVE, FINAL
 from worker.steps import resolve
@@ -97,7 +97,7 @@ class Backfill:
         fmt = detect_format(path, fmt, options)
         # Kept on the job, so a caller interrupted (Ctrl-C) can still say what was sent.
         self.progress = progress = Progress(total=count_orders(path, fmt, options))
-        for row in READERS[fmt](path, options):
+        for row in read_file(path, fmt, options):
             if row.error is not None:
                 progress.invalid += 1
                 self._emit(f"line {row.line}: {row.error}")
@@ -192,7 +192,7 @@ def dry_run(path: Path, fmt: str | None, ctx: StepContext, payment_types: set[st
     fmt = detect_format(path, fmt, options)
     memo: dict[str, dict | None] = {}
     ok = bad = 0
-    for row in READERS[fmt](path, options):
+    for row in read_file(path, fmt, options):
         problems = [str(row.error)] if row.error else resolve.problems(ctx, row.order, payment_types, memo)
         for problem in problems:
             out.write(f"line {row.line}: {problem}\n")

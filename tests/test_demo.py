@@ -11,7 +11,7 @@ from tests.conftest import REDIS_URL
 
 def test_demo_imports_the_examples_and_reports(redis_client):
     env = {**os.environ, "REDIS_URL": REDIS_URL}
-    result = subprocess.run([sys.executable, "-m", "producers.cli", "demo"], env=env, capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "admin.cli", "demo"], env=env, capture_output=True,
                             text=True, timeout=300)
     out = result.stdout
     assert result.returncode == 0, out + result.stderr

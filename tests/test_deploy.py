@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -92,6 +93,26 @@ def test_the_image_is_pinned_and_leaves_the_sandbox_out():
     assert not {"pyyaml", "jsonschema", "pytest"} & pins  # the sandbox's and the tests' dependencies stay out
 
 
+# A fresh interpreter in which the sandbox and its extra (pyyaml, jsonschema) cannot be imported, as in the image.
+_WITHOUT_SANDBOX = """
+import sys
+class Absent:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("sandbox", "yaml", "jsonschema"):
+            raise ImportError(f"no {name} in the image")
+sys.meta_path.insert(0, Absent())
+from admin.cli import main
+main(["schema"])
+"""
+
+
+def test_the_command_runs_without_the_sandbox_extra():
+    result = subprocess.run([sys.executable, "-c", _WITHOUT_SANDBOX], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["title"]
+
+
 def test_kubernetes_time_limits_lanes_and_scaling_fit_together():
     docs = k8s_docs()
     config = next(d["data"] for d in docs if d["kind"] == "ConfigMap")
@@ -145,7 +166,7 @@ def test_the_grafana_dashboard_shows_metrics_that_exist():
              "keap_orders_steps_total", "keap_orders_step_seconds_bucket", "keap_orders_keap_calls_total",
              "keap_orders_rate_limit_waits_total", "keap_orders_quota_remaining", "keap_orders_order_failures_total"}
     assert used == known
-    source = (ROOT / "worker" / "metrics.py").read_text()
+    source = (ROOT / "worker" / "ops" / "metrics.py").read_text()
     for name in used:
         base = re.sub(r"_(total|bucket)$", "", name).removeprefix("keap_orders_")
         assert f"{{PREFIX}}_{base}" in source, name

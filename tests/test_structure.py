@@ -1,4 +1,5 @@
-"""The import rules of the layout (design.md): one-way imports, no Celery below the tasks, no sandbox in the worker.
+"""The import rules of the layout (design.md): one-way imports (admin → producers → worker), no Celery below the
+tasks, no sandbox in the worker.
 
 Imports are read from the source (every `import`, at any depth, except under `if TYPE_CHECKING:`), so a cycle
 hidden behind a function-level import counts.
@@ -9,7 +10,9 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("worker", "producers", "sandbox")
+PACKAGES = ("worker", "producers", "admin", "sandbox")
+# Each of these imports only the ones after it; the sandbox stands apart (test_no_worker_module_imports_the_sandbox).
+LAYERS = ("admin", "producers", "worker")
 
 
 def _module_name(path: Path) -> str:
@@ -75,9 +78,15 @@ def test_no_worker_module_imports_the_sandbox():
     assert offenders == []
 
 
-def test_producers_send_work_by_task_name_and_never_import_the_task_module():
-    offenders = [m for m in GRAPH if m.startswith("producers") and "worker.tasks" in _reach(m)]
+def test_producers_and_admin_send_work_by_task_name_and_never_import_the_task_module():
+    offenders = [m for m in GRAPH if m.startswith(("producers", "admin")) and "worker.tasks" in _reach(m)]
     assert offenders == []
+
+
+def test_imports_flow_one_way_admin_producers_worker():
+    upward = {m: sorted(n for n in deps if n.split(".")[0] in LAYERS[:LAYERS.index(m.split(".")[0])])
+              for m, deps in GRAPH.items() if m.split(".")[0] in LAYERS}
+    assert {m: v for m, v in upward.items() if v} == {}
 
 
 def test_there_is_no_import_cycle():
@@ -87,8 +96,8 @@ def test_there_is_no_import_cycle():
 
 
 def test_the_checks_see_imports_at_any_depth():
-    # Guards the guard: a function-level import of the task module in the CLI would be found.
-    assert "producers.demo" in GRAPH["producers.cli"]
+    # Guards the guard: a function-level import (the demo's, kept lazy for the sandbox extra) is found.
+    assert "admin.demo" in GRAPH["admin.cli.service"]
     assert "worker.keap.contacts" in GRAPH["worker.keap.client"]
 
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import csv as stdlib_csv
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 from producers.sources import csv, jsonl, shopify, woocommerce
 from producers.sources.base import (CHUNK, FileRejected, Format, ReadOptions, SourceRow, count_records, file_encoding,
@@ -110,13 +109,3 @@ def read_file(path: str | Path, fmt: str | None = None, options: ReadOptions | N
 def count_orders(path: str | Path, fmt: str, options: ReadOptions | None = None) -> int:
     """A cheap first pass so progress can show a total: exactly as many as the reader yields rows."""
     return count_records(path, FORMATS[fmt], options or ReadOptions())
-
-
-def _reader(name: str) -> Callable[..., Iterator[SourceRow]]:
-    def reader(path: str | Path, options: ReadOptions | None = None, **_: Any) -> Iterator[SourceRow]:
-        return read(path, FORMATS[name], options or ReadOptions())
-
-    return reader
-
-
-READERS: dict[str, Callable[..., Iterator[SourceRow]]] = {name: _reader(name) for name in FORMATS}

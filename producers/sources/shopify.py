@@ -11,12 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, TextIO
 
 from producers.sources import stores
-from producers.sources.base import (Column, Format, Header, Mapped, Problem, ReadOptions, Record, SourceRow, Unmappable,
-                                    read)
+from producers.sources.base import (Column, Format, Header, Mapped, Problem, ReadOptions, Record, Unmappable)
 from producers.sources.csv import RowGroup, grouped_records
 from producers.sources.stores import ZERO, Errors, amount, cents
 
@@ -190,7 +188,3 @@ HEADER = Header(
 )
 FORMAT = Format("shopify", "Shopify orders export (CSV, one row per line item)", _records, to_order, external_id,
                 _detect, family="shopify", header=HEADER)
-
-
-def read_shopify(path: str | Path, options: ReadOptions | None = None) -> Iterator[SourceRow]:
-    return read(path, FORMAT, options)

@@ -16,12 +16,11 @@ import html
 import re
 from collections.abc import Callable, Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, TextIO
 
 from producers.sources import stores
-from producers.sources.base import (Column, FileRejected, Format, Header, Mapped, Problem, ReadOptions, Record, SourceRow,
-                                    Unmappable, read)
+from producers.sources.base import (Column, FileRejected, Format, Header, Mapped, Problem, ReadOptions, Record,
+                                    Unmappable)
 from producers.sources.csv import RowGroup, grouped_records
 from producers.sources.jsonl import json_records
 from producers.sources.stores import ZERO, Errors, amount, cents
@@ -405,9 +404,3 @@ def _analytics_records(stream: TextIO, options: ReadOptions) -> Iterator[Record]
 ANALYTICS = Format("woocommerce-analytics", "WooCommerce Analytics → Orders download (recognised, not importable)",
                    _analytics_records, lambda data, options: data, lambda data, options: None,
                    lambda head: head.header is not None and {"Order #", "Items sold"} <= head.header, family=FAMILY)
-
-
-def read_woocommerce(path: str | Path, options: ReadOptions | None = None) -> Iterator[SourceRow]:
-    return read(path, REST, options)
-
-

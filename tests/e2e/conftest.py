@@ -13,7 +13,7 @@ from tests.conftest import REDIS_URL
 
 class Fleet:
     def __init__(self, sandbox, redis_client, **overrides: str):
-        from producers.demo import run_env
+        from admin.demo import run_env
         from producers.enqueue import Producer
         from worker.app import configure
         from worker.settings import Settings
@@ -32,8 +32,8 @@ class Fleet:
 
     def worker(self, name: str = "w", *, queues: str | None = None, pool: str = "threads", concurrency: int = 2,
                beat: bool = False, env: dict | None = None, **options):
-        """A worker subprocess; `options` go to producers.demo.worker_process (errors=, loglevel=, events=)."""
-        from producers.demo import worker_answers, worker_process
+        """A worker subprocess; `options` go to admin.demo.worker_process (errors=, loglevel=, events=)."""
+        from admin.demo import worker_answers, worker_process
 
         proc = self._stack.enter_context(worker_process({**self.env, **(env or {})}, queues=queues or ",".join(
             (self.settings.live_queue, self.settings.backfill_queue)), name=f"{self.run_id}-{name}", pool=pool,

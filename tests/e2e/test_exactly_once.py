@@ -6,7 +6,7 @@ import json
 
 from click.testing import CliRunner
 
-from producers.cli import main
+from admin.cli import main
 from tests.e2e.conftest import in_keap, order
 
 

@@ -19,7 +19,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from producers.cli import main
+from admin.cli import main
 from tests.conftest import conformance_spec, spec_problems
 from tests.keap.test_tokens import oauth_env, settings_of
 from tests.pipeline.test_auth_cli import cli_login

@@ -184,7 +184,7 @@ def test_the_metrics_endpoint_agrees_with_keap_during_and_after_an_import(fleet,
         run = fleet(sb, PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"), RATE_LIMITS="oauth")
         run.worker(pool="prefork", concurrency=2)
         port = 29000 + os.getpid() % 1000
-        server = subprocess.Popen([sys.executable, "-m", "producers.cli", "metrics", "--host", "127.0.0.1", "--port",
+        server = subprocess.Popen([sys.executable, "-m", "admin.cli", "metrics", "--host", "127.0.0.1", "--port",
                                    str(port)], cwd=ROOT, env={**os.environ, **run.env}, stderr=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}/metrics"
         try:

@@ -15,8 +15,8 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from producers.auth import LoginError, code_from
-from producers.cli import main
+from admin.auth import LoginError, code_from
+from admin.cli import main
 from tests.keap.test_tokens import oauth_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +27,7 @@ def cli_login(env: dict[str, str], *args: str, answer: Callable[[str], str] | No
     """Run `keap-orders auth login ARGS`, open the address it prints (the sandbox approves at once) and paste
     `answer(address the browser was sent to)`; answer=None: let the browser follow the redirect (--listen).
     Returns (everything it printed, the authorization code)."""
-    proc = subprocess.Popen([sys.executable, "-m", "producers.cli", "auth", "login", *args], cwd=ROOT,
+    proc = subprocess.Popen([sys.executable, "-m", "admin.cli", "auth", "login", *args], cwd=ROOT,
                             env={**os.environ, **env}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     printed = []

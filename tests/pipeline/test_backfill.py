@@ -6,8 +6,8 @@ import json
 import uuid
 from pathlib import Path
 
+from admin.verify import verify_file
 from producers.backfill import Backfill
-from producers.verify import verify_file
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -6,7 +6,7 @@ import time
 
 from click.testing import CliRunner
 
-from producers.cli import main
+from admin.cli import main
 from worker.app import send
 from tests.pipeline.conftest import wait_until_finished
 from tests.pipeline.test_pipeline import typical_order
@@ -95,17 +95,19 @@ def test_schema_is_json_schema_of_an_order(cli_env):
     assert "external_id" in schema["properties"] and "external_id" in schema["required"]
 
 
-def test_a_wrongly_shaped_file_with_wait_does_not_exit_0(ctx, tmp_path, cli_env):
+def test_a_wrongly_shaped_file_is_refused_whole_in_one_line(ctx, tmp_path, cli_env):
     path = tmp_path / "export.csv"
     path.write_text("Date,Order #,Total\n2024-03-05,1001,10.00\n")
-    result = CliRunner(env=cli_env).invoke(main, ["backfill", str(path), "--wait"])
-    assert result.exit_code == 3, result.output
-    assert "done:           0" in result.output and "invalid rows:   1" in result.output
+    for args in (["--wait"], ["--dry-run"]):
+        result = CliRunner(env=cli_env).invoke(main, ["backfill", str(path), *args])
+        assert result.exit_code == 1, result.output
+        assert "cannot be imported: header: unknown column(s) 'Date'" in result.output
+        assert "Traceback" not in result.output and ctx.ledger.count("queued") == 0
 
 
 def test_exit_codes_and_the_interrupt_message():
+    from admin.cli.imports import exit_code, interrupted
     from producers.backfill import Progress
-    from producers.cli import exit_code, interrupted
 
     assert exit_code(Progress(total=3, done=3), waited=True) == 0
     assert exit_code(Progress(total=3, done=2, invalid=1), waited=True) == 3

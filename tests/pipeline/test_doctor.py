@@ -5,7 +5,7 @@ import json
 
 from click.testing import CliRunner
 
-from producers.cli import main
+from admin.cli import main
 from tests.pipeline.test_pipeline import typical_order
 
 

@@ -11,8 +11,8 @@ from decimal import Decimal
 import pytest
 import redis as redis_lib
 
+from admin.verify import verify_file
 from producers.enqueue import Producer
-from producers.verify import verify_file
 from tests.conftest import REDIS_URL
 from tests.pipeline.conftest import wait_until_finished
 from tests.pipeline.test_pipeline import typical_order

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from click.testing import CliRunner
 
-from producers.cli import main
+from admin.cli import main
 from tests.pipeline.conftest import wait_until_finished
 from tests.pipeline.test_pipeline import keap_orders, typical_order
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from producers.cli import main
-from producers.estimate import estimate_file, plan
+from admin.cli import main
+from admin.estimate import estimate_file, plan
 from tests.conftest import REDIS_URL, SANDBOX_KEY
 from tests.pipeline.conftest import wait_until_finished
 from tests.pipeline.test_cli import write_jsonl

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from admin.verify import verify_file
 from producers.backfill import Backfill
 from producers.sources import detect_format
 from producers.sources.base import ReadOptions, parse_payment_map
-from producers.verify import verify_file
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "sources" / "fixtures"

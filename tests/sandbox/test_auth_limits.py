@@ -214,7 +214,7 @@ def test_a_slow_token_request_whose_caller_hung_up_is_never_applied(sandbox):
 def test_token_ttl_option():
     from click.testing import CliRunner
 
-    from producers.cli import main
+    from admin.cli import main
     from sandbox.__main__ import main as sandbox_main
 
     assert "--token-ttl" in CliRunner().invoke(main, ["sandbox", "--help"]).output

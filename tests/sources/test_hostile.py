@@ -224,7 +224,7 @@ def test_a_wrongly_shaped_file_is_one_short_error(tmp_path):
 def test_unknown_encoding_name_is_refused_by_the_cli(tmp_path):
     from click.testing import CliRunner
 
-    from producers.cli import main
+    from admin.cli import main
 
     path = tmp_path / "o.jsonl"
     path.write_text("{}\n")

@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Iterator
 
-from producers.sources import READERS, detect_format
+from producers.sources import read_file
 from producers.sources.base import ReadOptions
 from worker.keap import KeapTransientError, money
 from worker.steps import payloads, resolve
@@ -33,7 +33,7 @@ def verify_file(path: Path, fmt: str | None, ctx: StepContext,
     owners: dict[str, str] = {}  # subscription id -> the order of the file it was recorded for
     checked, problems = 0, []
     options = options or ReadOptions.from_settings()
-    for row in READERS[detect_format(path, fmt, options)](path, options):
+    for row in read_file(path, fmt, options):
         if row.order is None:
             continue
         checked += 1

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from producers.console import when
+from admin.console import when
 from worker.keap.tokens import OAuthTokens, TokenPair
 from worker.ledger import Ledger
 from worker.settings import Settings

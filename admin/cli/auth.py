@@ -1,0 +1,99 @@
+"""`keap-orders auth`: authorise the Keap app (OAuth2), show when its tokens expire, refresh them, forget them."""
+from __future__ import annotations
+
+import click
+
+from admin import auth as flow
+from admin.cli import base
+from admin.console import when
+from worker.context import NoCredential, oauth_tokens
+from worker.keap import KeapError
+from worker.keap.tokens import OAuthTokens
+
+
+def _tokens() -> OAuthTokens:
+    settings = base.settings()
+    if not settings.keap_client_id:
+        raise click.ClickException("OAuth is not configured: set KEAP_CLIENT_ID, KEAP_CLIENT_SECRET, KEAP_REDIRECT_URI "
+                                   "and TOKEN_ENCRYPTION_KEY (see `keap-orders auth login --help`)")
+    try:
+        return oauth_tokens(settings)
+    except NoCredential as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+def auth() -> None:
+    """Authorise keap-orders with Keap (OAuth2); its tokens are kept in Redis, encrypted, and refreshed by the
+    workers (one refresh for the whole fleet)."""
+
+
+@auth.command("login")
+@click.option("--listen", is_flag=True,
+              help="Catch Keap's redirect on KEAP_REDIRECT_URI (a loopback address such as http://127.0.0.1:8765/"
+                   "callback) instead of asking you to paste it.")
+@click.option("--timeout", default=300.0, show_default=True, help="With --listen: seconds to wait for the redirect.")
+def auth_login(listen, timeout) -> None:
+    """Authorise the Keap app: open the printed address, sign in and allow access, then paste the address Keap
+    sends the browser to (or use --listen). Stores the tokens and resumes orders waiting for re-authorisation.
+
+    Needs KEAP_CLIENT_ID, KEAP_CLIENT_SECRET, KEAP_REDIRECT_URI and TOKEN_ENCRYPTION_KEY (a Fernet key that
+    encrypts the tokens in Redis; every worker needs the same one). Make a key with:
+
+    python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"
+    """
+    settings = base.settings()
+    tokens = _tokens()
+    if not settings.keap_redirect_uri:
+        raise click.ClickException("set KEAP_REDIRECT_URI to the redirect URI registered for the Keap app")
+    state = flow.new_state()
+    try:
+        catcher = flow.RedirectCatcher(settings.keap_redirect_uri, state) if listen else None
+        click.echo(f"Open this address in a browser, sign in to Keap and allow access:\n\n  "
+                   f"{flow.authorize_url(settings, state)}\n")
+        if catcher is not None:
+            click.echo(f"Waiting for Keap's redirect to {settings.keap_redirect_uri} ...")
+            code = catcher.wait(timeout)
+        else:
+            code, checked = flow.code_from(click.prompt("Paste the address the browser was sent to (or only the code)"),
+                                           state)
+            if not checked:
+                click.echo("note: a bare code cannot be checked against this login's state", err=True)
+        pair, released = flow.complete(tokens, base.ledger(), code, settings.keap_redirect_uri)
+    except flow.LoginError as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeapError as exc:
+        raise click.ClickException(f"{exc}; run `keap-orders auth login` again") from None
+    except TimeoutError:
+        raise click.ClickException("a token refresh is under way and did not finish; try again") from None
+    click.echo(f"authorised: tokens stored (encrypted); the access token expires "
+               f"{when(pair.expires_at, pair.refreshed_at)}")
+    click.echo(f"resumed {released} order(s) that were waiting for re-authorisation")
+
+
+@auth.command("status")
+def auth_status() -> None:
+    """When the tokens expire, the last refresh, whether the fleet is paused (never the tokens)."""
+    shown = _tokens().status()
+    for line in flow.status_lines(shown, base.ledger().held_count("reauth")):
+        click.echo(line)
+
+
+@auth.command("refresh")
+def auth_refresh() -> None:
+    """Refresh the tokens now (the workers do it by themselves ahead of expiry)."""
+    try:
+        pair = _tokens().refresh()
+    except KeapError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"refreshed: the access token expires {when(pair.expires_at, pair.refreshed_at)}")
+
+
+@auth.command("logout")
+def auth_logout() -> None:
+    """Delete the stored tokens: workers stop calling Keap and orders wait until `keap-orders auth login`."""
+    deleted = _tokens().forget()
+    click.echo("deleted the stored tokens" if deleted else "no tokens were stored")
+
+
+COMMANDS = (auth,)

@@ -1,0 +1,80 @@
+"""What runs until interrupted: the local Keap `sandbox`, the `demo` (sandbox + worker + backfill), and the
+Prometheus `metrics` endpoint."""
+from __future__ import annotations
+
+import importlib
+import sys
+import threading
+from pathlib import Path
+
+import click
+
+from admin.cli import base
+from worker.ops import metrics as found
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8700, show_default=True, type=int)
+@click.option("--api-key", default=None, help="The X-Keap-API-Key it accepts (default: the sandbox's public test key).")
+@click.option("--limits", default="oauth", show_default=True, help="oauth, sak, off, or e.g. '20/s,600/min,5000/day'.")
+@click.option("--latency-ms", default=0, show_default=True, type=int, help="Added to every API answer.")
+@click.option("--seed", default=None, type=int, help="Seed for reproducible faults.")
+@click.option("--data", default=None, type=click.Path(exists=True, dir_okay=False), help="Seed data JSON file.")
+@click.option("--token-ttl", default=86400, show_default=True, type=int, help="OAuth access token lifetime (s).")
+def sandbox(host, port, api_key, limits, latency_ms, seed, data, token_ttl) -> None:
+    """Run the local Keap sandbox until interrupted."""
+    run = _sandbox_module("server").run
+
+    key = {"api_key": api_key} if api_key else {}
+    run(host=host, port=port, limits=limits, latency_ms=latency_ms, seed=seed, data=data, token_lifetime=token_ttl,
+        **key)
+
+
+@click.command()
+@click.option("--orders", "orders_file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Orders to import (default: examples/orders.jsonl).")
+def demo(orders_file) -> None:
+    """Sandbox + worker + backfill of the example orders, then a summary. Needs only Redis."""
+    # Imported here, not at the top: the demo runs the sandbox, whose extra (pyyaml, jsonschema) production
+    # images leave out, and every other command must work there.
+    from admin.demo import run_demo
+
+    sys.exit(run_demo(Path(orders_file) if orders_file else None))
+
+
+@click.command()
+@click.option("--host", default="0.0.0.0", show_default=True)
+@click.option("--port", default=9808, show_default=True, type=int)
+@click.option("--ledger/--no-ledger", default=True, show_default=True,
+              help="Also serve the ledger's gauges (orders per status, queue lengths); --no-ledger for a sidecar of "
+                   "one worker pod when another endpoint serves them.")
+def metrics(host, port, ledger) -> None:
+    """Serve Prometheus metrics on http://HOST:PORT/metrics: what every worker process of this host wrote under
+    PROMETHEUS_MULTIPROC_DIR, plus the ledger's gauges (orders per status, queue lengths) read at scrape time."""
+    settings = base.settings()
+    if not settings.prometheus_multiproc_dir and ledger:
+        click.echo("note: PROMETHEUS_MULTIPROC_DIR is not set: only the ledger's gauges are served", err=True)
+    elif not settings.prometheus_multiproc_dir:
+        raise click.ClickException("nothing to serve: set PROMETHEUS_MULTIPROC_DIR, or drop --no-ledger")
+    queues = (settings.live_queue, settings.backfill_queue, settings.keeper_queue)
+    found.serve(found.registry(settings.prometheus_multiproc_dir, base.ledger() if ledger else None, queues), host,
+                port)
+    click.echo(f"serving metrics on http://{host}:{port}/metrics", err=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+
+
+def _sandbox_module(name: str):
+    """A module of the optional sandbox package, or a clear error on an install without it. Imported when its
+    command runs, never at the top: the sandbox needs pyyaml and jsonschema, which production images leave out."""
+    try:
+        return importlib.import_module(f"sandbox.{name}")
+    except ImportError as exc:
+        raise click.ClickException("the local Keap sandbox is not installed here: pip install 'keap-orders[sandbox]' "
+                                   f"(or run `make`, which installs it) [{exc}]") from exc
+
+
+COMMANDS = (demo, metrics, sandbox)
