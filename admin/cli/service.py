@@ -67,6 +67,22 @@ def metrics(host, port, ledger) -> None:
         pass
 
 
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 in a container).")
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int, help="Server processes (uvicorn workers).")
+def serve(host, port, workers) -> None:
+    """Serve the HTTP service: the ingestion API (/v1), the stores' webhooks, health probes (/healthz, /readyz).
+
+    Example: keap-orders serve --host 0.0.0.0 --port 8000
+    """
+    import uvicorn
+
+    base.settings()  # refuse bad settings here, in one line, before a server starts
+    uvicorn.run("admin.web.serve:app", factory=True, host=host, port=port, workers=workers, log_config=None,
+                proxy_headers=True)
+
+
 def _sandbox_module(name: str):
     """A module of the optional sandbox package, or a clear error on an install without it. Imported when its
     command runs, never at the top: the sandbox needs pyyaml and jsonschema, which production images leave out."""
@@ -77,4 +93,4 @@ def _sandbox_module(name: str):
                                    f"(or run `make`, which installs it) [{exc}]") from exc
 
 
-COMMANDS = (demo, metrics, sandbox)
+COMMANDS = (demo, metrics, sandbox, serve)
