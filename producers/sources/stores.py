@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from producers.sources.base import ReadOptions
+from producers.sources.base import Column, Header, ReadOptions
 from worker.contract import regions
 from worker.contract import CENT, FieldError
 
@@ -180,3 +180,22 @@ def custom_fields(status: str | None, currency: str | None, refunded: Decimal | 
     fields = {STATUS_FIELD: status, CURRENCY_FIELD: currency,
               REFUNDED_FIELD: cents(refunded) if refunded and refunded > 0 else None}
     return {label: value for label, value in fields.items() if value}
+
+
+def contract(number: tuple[str, ...], email: tuple[str, ...], created: tuple[str, ...], lines: tuple[str, ...],
+              total: tuple[str, ...], status: tuple[str, ...], currency: tuple[str, ...], gateway: tuple[str, ...],
+              optional: tuple[Column, ...], currency_optional: bool = False) -> Header:
+    """The columns (keys) every store layout needs, under that layout's names (WooCommerce's REST order and plugin
+    CSVs); a layout whose default fields have no currency column gets a warning instead."""
+    money = Column(currency, "money: the currency of every amount",
+                   "orders get no 'Currency' custom field (add the column to the export's fields to keep it)")
+    return Header(needed=(
+        Column(number, "identity: the order number"), Column(email, "identity: the customer Keap finds or creates"),
+        Column(created, "the order time"), Column(lines, "lines: SKUs, quantities and prices"),
+        Column(total, "money: the order total"), Column(status, "payment state: the order status"),
+        Column(gateway, "payment state: the Keap payment type"), *(() if currency_optional else (money,)),
+    ), optional=(*optional, *((money,) if currency_optional else ())))
+
+
+def money_column(names: tuple[str, ...], what: str) -> Column:
+    return Column(names, "money", f"{what} become part of one balancing line")

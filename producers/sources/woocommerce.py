@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any, TextIO
 
 from producers.sources import stores
-from producers.sources.base import (Column, FileRejected, Format, Header, Mapped, Problem, ReadOptions, Record,
+from producers.sources.base import (Column, FileRejected, Format, Mapped, Problem, ReadOptions, Record,
                                     Unmappable)
 from producers.sources.csv import RowGroup, grouped_records
 from producers.sources.jsonl import json_records
@@ -192,34 +192,15 @@ def _is_rest(head: Any) -> bool:
     return head.json is not None and head.store_json
 
 
-def _contract(number: tuple[str, ...], email: tuple[str, ...], created: tuple[str, ...], lines: tuple[str, ...],
-              total: tuple[str, ...], status: tuple[str, ...], currency: tuple[str, ...], gateway: tuple[str, ...],
-              optional: tuple[Column, ...], currency_optional: bool = False) -> Header:
-    """The columns (keys) every WooCommerce layout needs, under that layout's names; a layout whose default fields
-    have no currency column gets a warning instead."""
-    money = Column(currency, "money: the currency of every amount",
-                   "orders get no 'Currency' custom field (add the column to the export's fields to keep it)")
-    return Header(needed=(
-        Column(number, "identity: the order number"), Column(email, "identity: the customer Keap finds or creates"),
-        Column(created, "the order time"), Column(lines, "lines: SKUs, quantities and prices"),
-        Column(total, "money: the order total"), Column(status, "payment state: the order status"),
-        Column(gateway, "payment state: the Keap payment type"), *(() if currency_optional else (money,)),
-    ), optional=(*optional, *((money,) if currency_optional else ())))
-
-
-def _money(names: tuple[str, ...], what: str) -> Column:
-    return Column(names, "money", f"{what} become part of one balancing line")
-
-
 # The REST order is checked on the keys of the file's first order: the API writes every key on every order.
 REST = Format("woocommerce", "WooCommerce REST API v3 orders (JSON: one per line, or arrays)", json_records,
-              _rest_order, rest_external_id, _is_rest, family=FAMILY, header=_contract(
+              _rest_order, rest_external_id, _is_rest, family=FAMILY, header=stores.contract(
                   ("number", "id"), ("billing",), ("date_created_gmt", "date_created"), ("line_items",), ("total",),
                   ("status",), ("currency",), ("payment_method_title", "payment_method"), optional=(
                       Column(("date_paid_gmt", "date_paid"), "payment state",
                              "no order is taken as paid (the REST order says paid by its paid date)"),
-                      _money(("shipping_lines",), "shipping charges"), _money(("fee_lines",), "fees"),
-                      _money(("tax_lines", "total_tax"), "taxes"))))
+                      stores.money_column(("shipping_lines",), "shipping charges"), stores.money_column(("fee_lines",), "fees"),
+                      stores.money_column(("tax_lines", "total_tax"), "taxes"))))
 
 
 # --- plugin CSV layouts -> the REST shape ----------------------------------------------------------------------------
@@ -311,12 +292,12 @@ _aoe_records, _aoe_order, _aoe_id = _layout({"Order Number"}, _aoe, "Order Numbe
 AOE = Format("woocommerce-aoe", "WooCommerce: Advanced Order Export (AlgolPlus) CSV, default fields", _aoe_records,
              _aoe_order, _aoe_id,
              lambda head: head.header is not None and "Order Number" in head.header
-             and any(name.endswith("(Billing)") for name in head.header), family=FAMILY, header=_contract(
+             and any(name.endswith("(Billing)") for name in head.header), family=FAMILY, header=stores.contract(
                  ("Order Number",), ("Email (Billing)",), ("Order Date",), ("SKU",), ("Order Total Amount",),
                  ("Order Status",), ("Currency",), ("Payment Method Title", "Payment Method"), optional=(
                      Column(("Quantity", "Quantity (- Refund)"), "lines", "every line item is reported (no quantity)"),
-                     _money(("Order Shipping Amount",), "shipping charges"), _money(("Order Total Tax Amount",), "taxes"),
-                     _money(("Order Total Fee",), "fees")), currency_optional=True))
+                     stores.money_column(("Order Shipping Amount",), "shipping charges"), stores.money_column(("Order Total Tax Amount",), "taxes"),
+                     stores.money_column(("Order Total Fee",), "fees")), currency_optional=True))
 
 
 # WebToffee Order Export: column keys as headers, one row per order, items in line_item_N cells.
@@ -350,11 +331,11 @@ _wt_records, _wt_order, _wt_id = _layout({"order_id", "order_number"}, _webtoffe
 WEBTOFFEE = Format("woocommerce-webtoffee", "WooCommerce: WebToffee Order Export CSV (one row per order)",
                    _wt_records, _wt_order, _wt_id,
                    lambda head: head.header is not None and "order_id" in head.header
-                   and bool({"wt_import_key", "line_item_1"} & head.header), family=FAMILY, header=_contract(
+                   and bool({"wt_import_key", "line_item_1"} & head.header), family=FAMILY, header=stores.contract(
                        ("order_number", "order_id"), ("billing_email",), ("order_date",), ("line_item_1",),
                        ("order_total",), ("status",), ("order_currency",), ("payment_method_title", "payment_method"),
                        optional=(Column(("paid_date",), "payment state", "no order is taken as paid"),
-                                 _money(("shipping_total",), "shipping charges"), _money(("tax_total",), "taxes"))))
+                                 stores.money_column(("shipping_total",), "shipping charges"), stores.money_column(("tax_total",), "taxes"))))
 
 
 # SkyVerge Customer/Order CSV Export: "Default - One Row per Item" (item_* columns) or "Default" (line_items cell).
@@ -387,11 +368,11 @@ SKYVERGE = Format("woocommerce-skyverge", "WooCommerce: SkyVerge Customer/Order 
                   _sv_records, _sv_order, _sv_id,
                   lambda head: head.header is not None and "order_id" in head.header
                   and ("order_number_formatted" in head.header
-                       or {"item_sku", "download_permissions_granted"} <= head.header), family=FAMILY, header=_contract(
+                       or {"item_sku", "download_permissions_granted"} <= head.header), family=FAMILY, header=stores.contract(
                       ("order_number", "order_id"), ("billing_email",), ("date",), ("item_sku", "line_items"),
                       ("order_total",), ("status",), ("order_currency",), ("payment_method",),
-                      optional=(_money(("shipping_total",), "shipping charges"), _money(("tax_total",), "taxes"),
-                                _money(("fee_total",), "fees"))))
+                      optional=(stores.money_column(("shipping_total",), "shipping charges"), stores.money_column(("tax_total",), "taxes"),
+                                stores.money_column(("fee_total",), "fees"))))
 
 
 # WooCommerce Analytics -> Orders -> Download: recognised only to say why it cannot be imported.

@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 
-from worker import scrub
+from worker import lua, scrub
 from worker.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -82,24 +82,11 @@ def before_breadcrumb(crumb: dict[str, Any], hint: dict[str, Any] | None = None)
     return scrub.data(crumb)
 
 
-# KEYS: the reason's "sent lately" flag, its counter. ARGV: seconds between events. Returns how many refusals the
-# event to send now stands for (this one and those held back since the last), or 0 to hold this one back.
-_THROTTLE = """
-local n = redis.call('INCR', KEYS[2])
-redis.call('EXPIRE', KEYS[2], 2 * tonumber(ARGV[1]) + 86400)
-if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
-  redis.call('SET', KEYS[2], 0, 'KEEPTTL')
-  return n
-end
-return 0
-"""
-
-
 class Refusals:
     """Reports orders that failed for a business reason: one Sentry warning per reason and interval, fleet-wide."""
 
     def __init__(self, client: redis.Redis, prefix: str, interval_seconds: float):
-        self._throttle = client.register_script(_THROTTLE)
+        self._throttle = client.register_script(lua.load("worker.ops", "refusal_throttle"))
         self.prefix = prefix
         self.interval = max(1, int(interval_seconds))
 
