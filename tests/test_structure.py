@@ -67,8 +67,9 @@ def _third_party(modules: set[str]) -> set[str]:
 
 
 def test_keap_client_steps_runner_and_wiring_never_import_celery():
-    celery_free = [m for m in GRAPH if m.startswith(("worker.keap", "worker.steps"))]
-    celery_free += ["worker.runner", "worker.context", "worker.pipeline", "worker.ledger", "worker.throttle"]
+    celery_free = [m for m in GRAPH if m.startswith(("worker.keap", "worker.steps", "worker.contract", "worker.ledger",
+                                                     "worker.throttle"))]
+    celery_free += ["worker.runner", "worker.context", "worker.pipeline", "worker.lua"]
     offenders = {m: sorted(_third_party(_reach(m) | {m}) & {"celery", "kombu"}) for m in celery_free}
     assert {m: v for m, v in offenders.items() if v} == {}
 
@@ -114,3 +115,22 @@ def test_every_setting_is_documented_in_the_env_example():
 
     text = (ROOT / "deploy" / ".env.example").read_text()
     assert [name.upper() for name in Settings.model_fields if f"\n{name.upper()}=" not in text] == []
+
+
+def test_lua_lives_in_lua_files_each_naming_its_preambles():
+    from worker import lua
+
+    in_python = [str(path.relative_to(ROOT)) for path in MODULES.values() if "redis.call(" in path.read_text()]
+    assert in_python == []
+    files = sorted((ROOT / "worker").rglob("lua/*.lua"))
+    named = {(path.parent, part.strip()) for path in files for line in path.read_text().splitlines()
+             if line.startswith("-- Preamble: ") for part in line[13:].split("(")[0].split(",")}
+    scripts = [path for path in files if (path.parent, path.stem) not in named]
+    assert len(scripts) >= 15 and all(path.exists() for folder, name in named if name != "none"
+                                      for path in [folder / f"{name}.lua"])
+    for path in scripts:  # every script loads, after the preambles its header names
+        assert lua.load(".".join(path.relative_to(ROOT).parts[:-2]), path.stem).endswith(path.read_text())
+
+
+def test_no_module_is_over_400_lines():
+    assert {name: n for name, path in MODULES.items() if (n := len(path.read_text().splitlines())) > 400} == {}
