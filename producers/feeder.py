@@ -120,7 +120,7 @@ class Feeder:
                                         invalid=_invalid(row.line, row.external_id, row.error))
         ext = row.order.external_id
         status = self.ledger.statuses([ext])[ext]
-        begun = self.jobs.redis.hget(self.jobs.key(job.id), "pending") == str(index).encode()
+        begun = self.jobs.pending(job.id) == index
         if status not in ACTIVE + FINAL:
             self.jobs.note(job.id, pending=index)
             status = self.producer.enqueue_order(row.order, "backfill").status

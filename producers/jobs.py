@@ -218,6 +218,11 @@ class Jobs:
     def note(self, job_id: str, **fields: Any) -> None:
         self.redis.hset(self.key(job_id), mapping={k: v for k, v in fields.items()})
 
+    def pending(self, job_id: str) -> int | None:
+        """The row a feeder began to send (noted before it sends, cleared when the row is recorded)."""
+        raw = self.redis.hget(self.key(job_id), "pending")
+        return int(raw) if raw is not None else None
+
     def status(self, job_id: str) -> str:
         return (self.redis.hget(self.key(job_id), "status") or b"").decode()
 

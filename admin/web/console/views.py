@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from dataclasses import dataclass, field
 
 from admin.console import FailedFilter, failed_orders
@@ -31,15 +32,26 @@ def overview(ledger: Ledger, settings: Settings) -> dict:
             **alive(settings)}
 
 
+_ALIVE: dict[str, tuple[float, dict]] = {}  # the last broadcast's answer per broker, and when it came
+ALIVE_SECONDS = 10.0
+
+
 def alive(settings: Settings, timeout: float = 0.5) -> dict:
-    """Workers and keepers that answer a Celery broadcast within `timeout`, by the queues they consume."""
+    """Workers and keepers that answer a Celery broadcast within `timeout`, by the queues they consume. The
+    broadcast waits the whole timeout, so its answer is kept for ALIVE_SECONDS (a page every second costs none)."""
+    key = f"{settings.redis_url} {settings.live_queue} {settings.keeper_queue}"
+    last = _ALIVE.get(key)
+    if last and time.monotonic() - last[0] < ALIVE_SECONDS:
+        return last[1]
     try:
         answers = celery_app.control.inspect(timeout=timeout).active_queues() or {}
     except Exception:  # noqa: BLE001 - the broker is away: nobody answers, which the page says
         answers = {}
     consumes = {name: {q["name"] for q in queues} for name, queues in answers.items()}
-    return {"workers": sorted(n for n, q in consumes.items() if q & {settings.live_queue, settings.backfill_queue}),
+    found = {"workers": sorted(n for n, q in consumes.items() if q & {settings.live_queue, settings.backfill_queue}),
             "keepers": sorted(n for n, q in consumes.items() if settings.keeper_queue in q)}
+    _ALIVE[key] = (time.monotonic(), found)
+    return found
 
 
 @dataclass
