@@ -80,7 +80,7 @@ def backfill(file, fmt, encoding, id_prefix, store_timezone, wait, dry_run, repo
         if wait or dry_run or report:
             raise click.UsageError("--detach goes without --wait, --dry-run and --report (`keap-orders jobs` follows it)")
         return jobs.detach(file, fmt, {"encoding": encoding, "id_prefix": id_prefix, "store_timezone": store_timezone},
-                           window)
+                           window, options)
     if dry_run:
         ok, bad = bf.dry_run(file, fmt, base.keap_context(), settings.payment_types, options=options)
         click.echo(f"dry run: {ok} orders ready, {bad} with problems; nothing was written to Keap")

@@ -15,14 +15,18 @@ from admin.jobs import describe, prepare, scopes_of
 from admin.web.console.users import hash_password
 from producers.feeder import Feeder
 from producers.jobs import Job, Jobs
+from producers.sources import detect_format
+from producers.sources.base import ReadOptions
 
 
 def _jobs() -> Jobs:
     return Jobs(base.ledger())
 
 
-def detach(file: Path, fmt: str | None, options: dict, window: int | None) -> None:
-    """`backfill FILE --detach`: record the job for a feeder and return at once."""
+def detach(file: Path, fmt: str | None, options: dict, window: int | None, read: ReadOptions) -> None:
+    """`backfill FILE --detach`: record the job for a feeder and return at once; a file that is no order export
+    is refused now (FileRejected, exit 1), not by the feeder later."""
+    fmt = detect_format(file, fmt, read)
     job = _jobs().create(str(file.resolve()), fmt, options, window or base.settings().backfill_window)
     click.echo(f"job {job.id}: queued for a feeder (Procfile `feeder`); this terminal may close.\n"
                f"  follow it: keap-orders jobs show {job.id}   pause: keap-orders jobs pause {job.id}")
