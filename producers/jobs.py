@@ -21,8 +21,8 @@ from worker import lua
 from worker.ledger import ACTIVE, Ledger
 
 # queued: waiting for a feeder; running: a feeder reads it (or its feeder died and the next one takes it over);
-# paused / cancelled by an operator (orders already sent still finish); finished: every row read and settled.
-STATUSES = ("queued", "running", "paused", "cancelled", "finished", "failed")
+# paused / cancelled by an operator (orders already sent still finish); finished: every row read and settled;
+# failed: the file could not be read.
 CLAIMABLE = ("queued", "running")
 COUNTS = ("sent", "skipped", "done", "failed", "cancelled", "invalid")
 INVALID_CSV_COLUMNS = ("line", "external_id", "field", "problem", "fix")
@@ -73,12 +73,6 @@ class Job:
         elapsed = now - (self.started_at or now)
         finished = self.counts["done"] + self.counts["failed"]
         return finished / elapsed if elapsed > 1 else 0.0
-
-    def as_dict(self, now: float) -> dict[str, Any]:
-        return {"id": self.id, "status": self.status, "file": self.file, "format": self.fmt, "total": self.total,
-                "position": self.position, "line": self.line, **self.counts, "in_flight": self.in_flight,
-                "created_at": self.created_at, "started_at": self.started_at, "finished_at": self.finished_at,
-                "rate": round(self.rate(now), 3), "resumed": max(self.claims - 1, 0), "error": self.error}
 
 
 def eta(job: Job, scopes: list[dict], now: float) -> str:

@@ -3,7 +3,6 @@ sets by score with a limit, one order's hash, the failed set, the jobs index; ne
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 from dataclasses import dataclass, field
 
@@ -134,7 +133,7 @@ def failed_groups(ledger: Ledger) -> tuple[list[Group], int]:
     rows, total = failed_orders(ledger, FailedFilter())
     groups: dict[tuple, Group] = {}
     for row in rows:
-        reason = re.sub(re.escape(row.external_id), "<order>", row.error or "-")
+        reason = (row.error or "-").replace(row.external_id, "<order>")
         key = (row.step, row.kind, reason)
         if key not in groups:
             digest = hashlib.sha1(repr(key).encode()).hexdigest()[:10]
