@@ -1,9 +1,6 @@
-"""Backfill jobs in Redis: a file to import, how far it was read, its counts and its orders in flight, so a
-feeder process (producers/feeder.py) runs it apart from any terminal and another feeder resumes it after a crash.
-
-Keys under the ledger's prefix: jobs (sorted set of job ids by creation time), job:{id} (hash), job:{id}:lease,
-job:{id}:inflight (set of external ids sent and not finished), job:{id}:invalid (list of invalid rows as JSON).
-"""
+"""Backfill jobs in Redis beside the ledger (under its prefix: jobs, job:{id}, its :lease, :inflight and :invalid):
+a file, how far it was read, its counts and orders in flight, so a feeder (producers/feeder.py) runs it apart from
+any terminal and another resumes it after a crash."""
 from __future__ import annotations
 
 import csv
