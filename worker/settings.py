@@ -208,6 +208,27 @@ class Settings(BaseSettings):
         "gc`. 0: never.",
     )
 
+    # The operators' console (admin/web/console/) and the feeder of backfill jobs (producers/feeder.py)
+    console_users: str = Field(
+        "", description="Who may log in to the console: `name:hash:role` entries separated by commas, role admin "
+        "or read-only; `keap-orders console-user NAME` prints an entry. Empty: the console refuses every login.",
+    )
+    console_secret: str = Field(
+        "", description="Key that signs the console's session cookies (32+ random characters, the same on every "
+        "web process). Empty: a random key per process (sessions end when it restarts).",
+    )
+    console_secure_cookie: bool = Field(
+        True, description="Session cookie only over HTTPS (and http://localhost). false only behind no TLS at all.",
+    )
+    keap_app_url: str = Field(
+        "", description="The Keap app of the account (e.g. https://ab123.infusionsoft.com): the console links Keap "
+        "ids into it. Empty: ids without links.",
+    )
+    feeder_lease_seconds: float = Field(
+        15, gt=0, description="A feeder holds its backfill job this long between renewals: a dead feeder's job is "
+        "resumed by another after at most this.",
+    )
+
 
     @property
     def payment_types(self) -> set[str]:

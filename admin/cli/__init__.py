@@ -1,12 +1,13 @@
 """The `keap-orders` command: one click group, its commands by topic: imports (backfill, doctor, quota, verify,
-schema), orders (status, stuck, failed, retry, export, cancel, gc), service (sandbox, demo, metrics) and auth."""
+schema), orders (status, stuck, failed, retry, export, cancel, gc), service (sandbox, demo, metrics), jobs (jobs,
+feeder, console-user) and auth."""
 from __future__ import annotations
 
 import sys
 
 import click
 
-from admin.cli import auth, imports, orders, service
+from admin.cli import auth, imports, jobs, orders, service
 from admin.cli.base import EXIT_ERROR
 from producers.sources.base import FileRejected
 
@@ -27,6 +28,6 @@ def main() -> None:
     """Import complete orders into Keap, exactly once, through Celery workers."""
 
 
-for topic in (imports, orders, service, auth):
+for topic in (imports, orders, jobs, service, auth):
     for command in topic.COMMANDS:
         main.add_command(command)

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 
-from admin.cli import base
+from admin.cli import base, jobs
 from admin.cli.base import EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID_ROWS, EXIT_OK
 from admin.doctor import Report, check_account, check_file
 from admin.estimate import estimate_file, plan
@@ -67,7 +67,8 @@ def _read_options(encoding, id_prefix, store_timezone):
 @click.option("--dry-run", is_flag=True, help="Validate; resolve SKUs and plans against Keap; check payment types; write nothing.")
 @click.option("--report", type=click.Path(dir_okay=False, writable=True), help="Also write row errors and failures here.")
 @click.option("--window", type=int, default=None, help="Orders in flight at most (default: BACKFILL_WINDOW).")
-def backfill(file, fmt, encoding, id_prefix, store_timezone, wait, dry_run, report, window) -> None:
+@click.option("--detach", is_flag=True, help="Record a job for a feeder (Procfile `feeder`) and return: `keap-orders jobs`.")
+def backfill(file, fmt, encoding, id_prefix, store_timezone, wait, dry_run, report, window, detach) -> None:
     """Import an order file (ours, or a Shopify / WooCommerce export) on the backfill lane.
 
     Exit status: 0 all rows valid (and, with --wait, every order done); 3 some rows invalid; 4 some orders
@@ -75,6 +76,11 @@ def backfill(file, fmt, encoding, id_prefix, store_timezone, wait, dry_run, repo
     """
     settings = base.settings()
     options = _read_options(encoding, id_prefix, store_timezone)
+    if detach:
+        if wait or dry_run or report:
+            raise click.UsageError("--detach goes without --wait, --dry-run and --report (`keap-orders jobs` follows it)")
+        return jobs.detach(file, fmt, {"encoding": encoding, "id_prefix": id_prefix, "store_timezone": store_timezone},
+                           window, options)
     if dry_run:
         ok, bad = bf.dry_run(file, fmt, base.keap_context(), settings.payment_types, options=options)
         click.echo(f"dry run: {ok} orders ready, {bad} with problems; nothing was written to Keap")

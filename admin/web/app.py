@@ -6,6 +6,7 @@ import redis
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from admin.web.console import pages as console
 from producers.enqueue import Producer
 from worker import context
 from worker.settings import Settings
@@ -19,6 +20,8 @@ def create_app(settings: Settings, producer: Producer | None = None) -> FastAPI:
                   openapi_url="/openapi.json", docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.producer = producer or Producer(settings, context.ledger(settings))
+
+    app.include_router(console.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict:

@@ -82,3 +82,11 @@ class Reads(Store):
         answers = pipe.execute()
         return Gauges(orders=dict(zip(STATUSES, answers)), queues=dict(zip(queues, answers[len(STATUSES):])),
                       overdue=answers[-1])
+
+    def finished_since(self, seconds: float) -> int:
+        """Orders done in the last `seconds` (the done index by time: one ZCOUNT)."""
+        return self.redis.zcount(self.done_key, self.now() - seconds, "+inf")
+
+    def overdue_ids(self, before: float, limit: int) -> list[str]:
+        """Up to `limit` active orders the keeper should have looked at before `before`, most overdue first."""
+        return [m.decode() for m in self.redis.zrangebyscore(self.watch_key, "-inf", f"({before}", start=0, num=limit)]
