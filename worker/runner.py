@@ -151,7 +151,14 @@ def _timed_out(run: Run, settings: Settings, exc: BaseException) -> _Wait | _Fai
         return _Failed(f"order {external_id}: {step}: gave up after {failures + 1} attempts that each ran past the "
                        f"time limit ({type(exc).__name__}); once Keap answers promptly again, run "
                        f"`keap-orders retry {external_id}`", "transient")
-    return _Wait(backoff(failures, settings), f"retry after {type(exc).__name__}", failures + 1)
+    return _Wait(backoff(failures, settings), "the step ran past its time limit, trying again", failures + 1)
+
+
+def attempt_of(exc: KeapTransientError) -> str:
+    """"HTTP 502, GET /rest/v2/orders" / "could not connect": what happened to the call, in a few words."""
+    if exc.status:
+        return f"HTTP {exc.status}"
+    return "no connection" if "could not connect" in exc.message else "no answer"
 
 
 def _run(ctx: StepContext, settings: Settings, run: Run) -> _Wait | _Failed | str:
@@ -182,7 +189,9 @@ def _run(ctx: StepContext, settings: Settings, run: Run) -> _Wait | _Failed | st
             return _Failed(f"order {external_id}: {step}: gave up after {failures + 1} attempts: {exc}; once Keap "
                            f"answers again, run `keap-orders retry {external_id}`", "transient")
         log.warning("order %s: %s failed (%s), retrying", external_id, step, type(exc).__name__)
-        return _Wait(backoff(failures, settings), f"retry after {type(exc).__name__}", failures + 1)
+        # The cause in words (the message names no customer data), not the class: the operator reads it in status.
+        return _Wait(backoff(failures, settings), f"Keap did not answer, trying again ({attempt_of(exc)})",
+                     failures + 1)
     except TimeoutError:
         return _Wait(random.uniform(1, 5), "waiting for a shared lease", failures)
     except LeaseLost:
