@@ -100,7 +100,7 @@ def limits_lines(scopes: list[dict]) -> list[str]:
     for scope in scopes:
         day, window = scope["day"], scope["window"]
         rate = f", {scope['calls_per_second']:.2f} calls/s" if scope["calls_per_second"] else ""
-        lines.append(f"{scope['kind']} limits {scope['limits'] or 'off'}{rate}:")
+        lines.append(f"{scope['kind']} {scope['key'].rsplit(':', 1)[-1]} ({scope['limits'] or 'off'}){rate}:")
         if window:
             lines.append(f"  last {window['seconds']} s: {window['used']:,} of {window['limit']:,} calls")
         lines.append(f"  today (UTC): {day['total']:,}" + (f" of {day['limit']:,}" if day["limit"] else "")

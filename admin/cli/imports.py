@@ -21,7 +21,6 @@ from producers.sources import check_file as file_warnings
 from producers.sources.base import ReadOptions
 from worker.app import app
 from worker.context import throttle
-from worker.keap import KeapError
 from worker.contract import order_json_schema
 
 
@@ -91,6 +90,7 @@ def backfill(file, fmt, encoding, id_prefix, store_timezone, wait, dry_run, repo
         click.echo(f"dry run: {ok} orders ready, {bad} with problems; nothing was written to Keap")
         _print_estimate(file, fmt, options)
         sys.exit(EXIT_INVALID_ROWS if bad else EXIT_OK)
+    base.checked_keap_context()  # a wrong key or an unreachable Keap stops here, not in every order
     _warn_without_worker(settings)
     report_fh = open(report, "w", encoding="utf-8") if report else None
     job = bf.Backfill(base.producer(), window=window or settings.backfill_window, report=report_fh)
@@ -138,15 +138,8 @@ def _warn_without_worker(settings) -> None:
 @read_options
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable.")
 def quota(file, fmt, encoding, id_prefix, store_timezone, as_json) -> None:
-    """Keap's limits as the workers share them: each window's use, what Keap says now (one call), the backfill's
-    share; with FILE, the calls it needs and the days that takes.
-
-    Exit status: 0 shown; 5 Redis, 6 Keap cannot be used (the shared limits are shown first)."""
-    try:
-        base.checked_keap_context()  # Keap's own figures, fresh, and a credential that works
-        refused = None
-    except KeapError as exc:
-        refused = exc
+    """Keap's limits as the workers share them: each window's use, what Keap last said, the backfill's share;
+    with FILE, the calls it needs and the days that takes. Reads Redis only (doctor asks Keap)."""
     scopes = _limits_now()
     options = _read_options(encoding, id_prefix, store_timezone) if file is not None else None
     if file is not None:
@@ -156,16 +149,12 @@ def quota(file, fmt, encoding, id_prefix, store_timezone, as_json) -> None:
         click.echo(json.dumps({"scopes": scopes, **({"file": {"orders": estimate.orders, "invalid": estimate.invalid,
                                                               "calls": estimate.calls}} if estimate else {})},
                               indent=2, default=str))
-        if refused is not None:
-            raise refused
         return
     for line in limits_lines(scopes):
         click.echo(line)
     if estimate is not None:
         for line in plan(estimate, scopes):
             click.echo(line)
-    if refused is not None:
-        raise refused
 
 
 def _limits_now() -> list[dict]:

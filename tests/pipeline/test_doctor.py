@@ -42,5 +42,5 @@ def test_a_file_with_problems_lists_them_by_line(ctx, ext, tmp_path, cli_env):
 
 def test_a_refused_credential_stops_at_the_first_check(cli_env):
     result = CliRunner(env={**cli_env, "KEAP_API_KEY": "KeapAK-not-this-one"}).invoke(main, ["doctor"])
-    assert result.exit_code == 1
+    assert result.exit_code == 6  # EXIT_KEAP
     assert "FAIL  credential: Keap refused an API key" in result.output and "KeapAK-not-this-one" not in result.output
