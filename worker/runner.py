@@ -154,11 +154,13 @@ def _timed_out(run: Run, settings: Settings, exc: BaseException) -> _Wait | _Fai
     return _Wait(backoff(failures, settings), "the step ran past its time limit, trying again", failures + 1)
 
 
-def attempt_of(exc: KeapTransientError) -> str:
-    """"HTTP 502, GET /rest/v2/orders" / "could not connect": what happened to the call, in a few words."""
+def transient_cause(exc: KeapTransientError) -> str:
+    """Why a step waits, in words an operator reads in `status` (the message names no customer data)."""
     if exc.status:
-        return f"HTTP {exc.status}"
-    return "no connection" if "could not connect" in exc.message else "no answer"
+        return f"Keap answered HTTP {exc.status}; trying again"
+    if "could not connect" in exc.message:
+        return "Keap could not be reached; trying again"
+    return "Keap did not answer in time; trying again"
 
 
 def _run(ctx: StepContext, settings: Settings, run: Run) -> _Wait | _Failed | str:
@@ -190,8 +192,7 @@ def _run(ctx: StepContext, settings: Settings, run: Run) -> _Wait | _Failed | st
                            f"answers again, run `keap-orders retry {external_id}`", "transient")
         log.warning("order %s: %s failed (%s), retrying", external_id, step, type(exc).__name__)
         # The cause in words (the message names no customer data), not the class: the operator reads it in status.
-        return _Wait(backoff(failures, settings), f"Keap did not answer, trying again ({attempt_of(exc)})",
-                     failures + 1)
+        return _Wait(backoff(failures, settings), transient_cause(exc), failures + 1)
     except TimeoutError:
         return _Wait(random.uniform(1, 5), "waiting for a shared lease", failures)
     except LeaseLost:

@@ -86,3 +86,22 @@ def test_retry_wait_exits_4_when_the_order_fails_again(ctx, producer, ext, cli_e
     assert wait_until_finished(ctx.ledger, [ext])[ext] == "failed"
     result = cli(cli_env, "retry", ext, "--wait")
     assert result.exit_code == 4 and "0 of 1 order(s) done" in result.output and "NOT-IN-KEAP" in result.output
+
+
+def test_every_file_command_says_which_optional_columns_are_missing(ctx, cli_env, tmp_path):
+    import csv
+
+    from tests.pipeline.test_cli_errors import EXPORT
+
+    with open(EXPORT, newline="", encoding="utf-8") as src:
+        rows = list(csv.DictReader(src))
+    names = [n for n in rows[0] if n != "Refunded Amount"]
+    path = tmp_path / "no_refunds.csv"
+    with open(path, "w", newline="", encoding="utf-8") as out:
+        writer = csv.DictWriter(out, names, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    for args in (["backfill", str(path), "--dry-run"], ["doctor", str(path)], ["quota", str(path)],
+                 ["verify", str(path)]):
+        result = cli(cli_env, *args)
+        assert "warning: " in result.output and "Refunded Amount" in result.output, args
