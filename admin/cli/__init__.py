@@ -19,9 +19,9 @@ class Commands(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
+        except (click.exceptions.ClickException, click.exceptions.Exit, SystemExit):
             raise
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, click.exceptions.Abort):  # Ctrl-C, also at a prompt
             click.echo("\ninterrupted", err=True)
             sys.exit(base.EXIT_INTERRUPTED)
         except Exception as exc:  # noqa: BLE001 - the boundary: every error becomes words and an exit code

@@ -64,7 +64,9 @@ def auth_login(listen, timeout) -> None:
     except flow.LoginError as exc:
         raise click.ClickException(str(exc)) from None
     except KeapError as exc:
-        raise click.ClickException(f"{exc}; run `keap-orders auth login` again") from None
+        said = str(exc)
+        raise click.ClickException(said if "auth login" in said else f"{said}; run `keap-orders auth login` again") \
+            from None
     except TimeoutError:
         raise click.ClickException("a token refresh is under way and did not finish; try again") from None
     click.echo(f"authorised: tokens stored (encrypted); the access token expires "

@@ -29,6 +29,9 @@ WITH_REDIS = [["status", "1001"], ["failed"], ["failed", "--json"], ["stuck", "-
 WITH_KEAP = [["doctor"], ["doctor", str(EXPORT)], ["backfill", str(EXPORT)],
              ["backfill", str(EXPORT), "--dry-run"], ["verify", str(EXPORT)]]
 
+OAUTH = {"KEAP_API_KEY": "", "KEAP_CLIENT_ID": "app", "KEAP_CLIENT_SECRET": "secret",
+         "TOKEN_ENCRYPTION_KEY": "fM4n0mYx3d9Yl4YyW1r1m0b8m9bJ1p1q3Q2kXw5v6fA="}
+
 
 def closed_port() -> int:
     with socket.socket() as s:
@@ -48,6 +51,7 @@ def test_every_command_fails_fast_and_short_without_redis_or_keap(keap_sandbox, 
             "REDIS_URL": REDIS_URL, "KEAP_API_KEY": SANDBOX_KEY, "LIVE_QUEUE": f"{key_prefix}.live",
             "BACKFILL_QUEUE": f"{key_prefix}.backfill"}
     cases = ([(a, {**base, "REDIS_URL": f"redis://127.0.0.1:{closed_port()}/0"}, EXIT_REDIS) for a in WITH_REDIS]
+             + [(["auth", "status"], {**base, **OAUTH, "REDIS_URL": f"redis://127.0.0.1:{closed_port()}/0"}, EXIT_REDIS)]
              + [(a, {**base, "KEAP_BASE_URL": f"http://127.0.0.1:{closed_port()}/crm"}, EXIT_KEAP) for a in WITH_KEAP]
              + [(a, {**base, "KEAP_API_KEY": "KeapAK-wrong"}, EXIT_KEAP) for a in WITH_KEAP])
     with ThreadPoolExecutor(3) as pool:  # 2 cores: more only slows each process down
