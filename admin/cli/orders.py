@@ -99,7 +99,7 @@ def failed(step, reason, since, until, lane, limit, group_by, as_json) -> None:
         if as_json:
             emit_json([{group_by: key, "orders": count} for key, count in groups])
         elif groups:
-            table(("orders", group_by), [(count, key) for key, count in groups], wrap_last=200)
+            table(("orders", group_by), [(count, key) for key, count in groups])
     elif as_json:
         emit_json([vars(row) for row in rows[:limit]])
     else:

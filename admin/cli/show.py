@@ -47,16 +47,13 @@ def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, wrap_last: int = 100) -> None:
-    """Aligned columns under a bold header (bold only on a terminal); the last column is clipped to `wrap_last`."""
-    cells = [[str(c) for c in row[:-1]] + [_clip(str(row[-1]), wrap_last)] for row in rows]
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Aligned columns under a bold header (bold only on a terminal); the last column whole (the reason, what to
+    do), wrapped by the terminal."""
+    cells = [[str(c) for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
     color = sys.stdout.isatty()
     line = "  ".join(h.upper().ljust(w) for h, w in zip(headers, widths)).rstrip()
     click.echo(click.style(line, bold=True) if color else line)
     for row in cells:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip(), color=color)
-
-
-def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
