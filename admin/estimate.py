@@ -78,8 +78,9 @@ def estimate_file(path: Path, fmt: str | None = None, options: ReadOptions | Non
 
 def plan(estimate: Estimate, scopes: list[dict]) -> list[str]:
     """How long the calls take at the current limits (`Throttle.snapshot()`), as lines for an operator."""
-    lines = [f"{estimate.orders} valid orders ({estimate.invalid} invalid, {estimate.customers} distinct customers) "
-             f"need about {estimate.calls:,} Keap calls ({estimate.calls / max(estimate.orders, 1):.2f} per order)",
+    lines = [f"{estimate.orders + estimate.invalid} order(s) in the file, {estimate.invalid} invalid: the "
+             f"{estimate.orders} valid one(s) ({estimate.customers} distinct customers) need about {estimate.calls:,} "
+             f"Keap calls ({estimate.calls / max(estimate.orders, 1):.2f} per order)",
              f"  ({HOW})"]
     budgets = [(s["backfill_allowed"], s["backfill_allowed"] - s["day"]["backfill"], s) for s in scopes
                if s["backfill_allowed"] is not None]

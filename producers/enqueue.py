@@ -84,6 +84,9 @@ class Producer:
         state = self.ledger.get(external_id)
         if state is None:
             raise LookupError(f"order {external_id}: unknown; nothing to retry")
+        if state.status == "done" and from_step is None:
+            # Every step of a done order is in Keap: running them again would only cost calls.
+            return Enqueued(external_id, "done", sent=False)
         if order is None and state.message is None:
             raise ValueError(f"order {external_id}: its data was removed by retention (done, compacted); pass the "
                              "whole order (`--file`): what is already in Keap is not written again")
@@ -91,10 +94,28 @@ class Producer:
         if parsed.external_id != external_id:
             raise ValueError(f"order {external_id}: the fixed order has external_id {parsed.external_id!r}")
         if charges_checked:
-            cleared = self.ledger.clear_intents(external_id, "payment:")
+            self._may_charge_again(state)
+            confirmed = self.ledger.confirm_intents(external_id, "payment:")
             log.warning("order %s: operator confirmed %d unanswered charge(s) did not go through", external_id,
-                        len(cleared))
+                        len(confirmed))
         return self._register_and_send(parsed, lane or state.lane, force=True, from_step=from_step)
+
+    def _may_charge_again(self, state: OrderState) -> None:
+        """`--charges-checked` only for an order failed on a charge whose answer was lost, and only once Keap can no
+        longer apply it (SETTLE_SECONDS after it was sent). The step still looks in Keap once more before it
+        charges (`write_once`), so a charge that landed meanwhile is recorded, not repeated."""
+        ext = state.external_id
+        charges = [intent for what, intent in state.intents.items() if what.startswith("payment:")]
+        if state.status != "failed" or state.error_step != "record_payment" or not charges:
+            raise ValueError(f"order {ext}: --charges-checked is only for an order that failed because the answer to "
+                             f"a stored-card charge was lost (this one is {state.status}"
+                             f"{'' if charges else ', with no unanswered charge'}); retry it without --charges-checked")
+        until = max(intent.at for intent in charges) + self.settings.settle_seconds
+        now = self.ledger.now()
+        if now < until:
+            raise ValueError(f"order {ext}: the charge may still land in Keap for {until - now:.0f} s more "
+                             f"(SETTLE_SECONDS after it was sent): use --charges-checked after that, once you have "
+                             f"checked the order's payments in Keap")
 
     def _register_and_send(self, order: Order, lane: str, *, force: bool, from_step: str | None = None) -> Enqueued:
         pipeline.queue_for(lane, self.settings)

@@ -107,9 +107,11 @@ def keap_client(settings: Settings, client: redis.Redis | None = None) -> KeapCl
                       timeout=(5.0, settings.keap_timeout_seconds))
 
 
-def build_context(settings: Settings, on_response: OnResponse | None = None) -> StepContext:
-    """`on_response`: told of every Keap answer (the worker's metrics and per-step call counts)."""
-    client = redis_client(settings)
+def build_context(settings: Settings, on_response: OnResponse | None = None,
+                  client: redis.Redis | None = None) -> StepContext:
+    """`on_response`: told of every Keap answer (the worker's metrics and per-step call counts); `client`: a Redis
+    client of the caller's (the CLI's gives up sooner than a worker's)."""
+    client = client or redis_client(settings)
     keap = keap_client(settings, client)
     keap.on_response = on_response
     return StepContext(

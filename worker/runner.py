@@ -151,7 +151,16 @@ def _timed_out(run: Run, settings: Settings, exc: BaseException) -> _Wait | _Fai
         return _Failed(f"order {external_id}: {step}: gave up after {failures + 1} attempts that each ran past the "
                        f"time limit ({type(exc).__name__}); once Keap answers promptly again, run "
                        f"`keap-orders retry {external_id}`", "transient")
-    return _Wait(backoff(failures, settings), f"retry after {type(exc).__name__}", failures + 1)
+    return _Wait(backoff(failures, settings), "the step ran past its time limit, trying again", failures + 1)
+
+
+def transient_cause(exc: KeapTransientError) -> str:
+    """Why a step waits, in words an operator reads in `status` (the message names no customer data)."""
+    if exc.status:
+        return f"Keap answered HTTP {exc.status}; trying again"
+    if "could not connect" in exc.message:
+        return "Keap could not be reached; trying again"
+    return "Keap did not answer in time; trying again"
 
 
 def _run(ctx: StepContext, settings: Settings, run: Run) -> _Wait | _Failed | str:
@@ -182,7 +191,8 @@ def _run(ctx: StepContext, settings: Settings, run: Run) -> _Wait | _Failed | st
             return _Failed(f"order {external_id}: {step}: gave up after {failures + 1} attempts: {exc}; once Keap "
                            f"answers again, run `keap-orders retry {external_id}`", "transient")
         log.warning("order %s: %s failed (%s), retrying", external_id, step, type(exc).__name__)
-        return _Wait(backoff(failures, settings), f"retry after {type(exc).__name__}", failures + 1)
+        # The cause in words (the message names no customer data), not the class: the operator reads it in status.
+        return _Wait(backoff(failures, settings), transient_cause(exc), failures + 1)
     except TimeoutError:
         return _Wait(random.uniform(1, 5), "waiting for a shared lease", failures)
     except LeaseLost:

@@ -1,10 +1,14 @@
 """`keap-orders auth`: authorise the Keap app (OAuth2), show when its tokens expire, refresh them, forget them."""
 from __future__ import annotations
 
+import sys
+
 import click
 
 from admin import auth as flow
 from admin.cli import base
+from admin.cli.base import EXIT_KEAP
+from admin.cli.show import emit_json
 from admin.console import when
 from worker.context import NoCredential, oauth_tokens
 from worker.keap import KeapError
@@ -14,21 +18,18 @@ from worker.keap.tokens import OAuthTokens
 def _tokens() -> OAuthTokens:
     settings = base.settings()
     if not settings.keap_client_id:
-        raise click.ClickException("OAuth is not configured: set KEAP_CLIENT_ID, KEAP_CLIENT_SECRET, KEAP_REDIRECT_URI "
-                                   "and TOKEN_ENCRYPTION_KEY (see `keap-orders auth login --help`)")
-    try:
-        return oauth_tokens(settings)
-    except NoCredential as exc:
-        raise click.ClickException(str(exc)) from None
+        raise NoCredential("OAuth is not configured: set KEAP_CLIENT_ID, KEAP_CLIENT_SECRET, KEAP_REDIRECT_URI and "
+                           "TOKEN_ENCRYPTION_KEY (see `keap-orders auth login --help`)")
+    return oauth_tokens(settings, base.redis_client())
 
 
-@click.group()
+@click.group(epilog="\b\nExamples:\n  keap-orders auth login --listen\n  keap-orders auth status --json")
 def auth() -> None:
     """Authorise keap-orders with Keap (OAuth2); its tokens are kept in Redis, encrypted, and refreshed by the
     workers (one refresh for the whole fleet)."""
 
 
-@auth.command("login")
+@auth.command("login", epilog="\b\nExample:\n  keap-orders auth login --listen --timeout 600")
 @click.option("--listen", is_flag=True,
               help="Catch Keap's redirect on KEAP_REDIRECT_URI (a loopback address such as http://127.0.0.1:8765/"
                    "callback) instead of asking you to paste it.")
@@ -63,7 +64,9 @@ def auth_login(listen, timeout) -> None:
     except flow.LoginError as exc:
         raise click.ClickException(str(exc)) from None
     except KeapError as exc:
-        raise click.ClickException(f"{exc}; run `keap-orders auth login` again") from None
+        said = str(exc)
+        raise click.ClickException(said if "auth login" in said else f"{said}; run `keap-orders auth login` again") \
+            from None
     except TimeoutError:
         raise click.ClickException("a token refresh is under way and did not finish; try again") from None
     click.echo(f"authorised: tokens stored (encrypted); the access token expires "
@@ -71,15 +74,24 @@ def auth_login(listen, timeout) -> None:
     click.echo(f"resumed {released} order(s) that were waiting for re-authorisation")
 
 
-@auth.command("status")
-def auth_status() -> None:
-    """When the tokens expire, the last refresh, whether the fleet is paused (never the tokens)."""
+@auth.command("status", epilog="\b\nExample:\n  keap-orders auth status --json")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable (times as epoch seconds).")
+def auth_status(as_json) -> None:
+    """When the tokens expire, the last refresh, whether the fleet is paused (never the tokens).
+
+    Exit status: 0 tokens stored and not paused; 6 no tokens, or Keap refused the grant (run auth login)."""
     shown = _tokens().status()
-    for line in flow.status_lines(shown, base.ledger().held_count("reauth")):
-        click.echo(line)
+    waiting = base.ledger().held_count("reauth")
+    if as_json:
+        emit_json({**shown, "orders_waiting_for_reauthorisation": waiting})
+    else:
+        for line in flow.status_lines(shown, waiting):
+            click.echo(line)
+    if not shown["stored"] or shown["paused"]:
+        sys.exit(EXIT_KEAP)
 
 
-@auth.command("refresh")
+@auth.command("refresh", epilog="\b\nExample:\n  keap-orders auth refresh")
 def auth_refresh() -> None:
     """Refresh the tokens now (the workers do it by themselves ahead of expiry)."""
     try:
@@ -89,7 +101,7 @@ def auth_refresh() -> None:
     click.echo(f"refreshed: the access token expires {when(pair.expires_at, pair.refreshed_at)}")
 
 
-@auth.command("logout")
+@auth.command("logout", epilog="\b\nExample:\n  keap-orders auth logout")
 def auth_logout() -> None:
     """Delete the stored tokens: workers stop calling Keap and orders wait until `keap-orders auth login`."""
     deleted = _tokens().forget()

@@ -11,15 +11,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import click
 
 from admin.cli import base, jobs
-from admin.cli.base import EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID_ROWS, EXIT_OK
-from admin.doctor import Report, check_account, check_file
+from admin.cli.base import EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID_ROWS, EXIT_KEAP, EXIT_OK
+from admin.doctor import Report, check_account, check_file, limits_lines
 from admin.estimate import estimate_file, plan
 from admin.verify import verify_file
 from producers import backfill as bf
 from producers.sources import FORMATS
+from producers.sources import check_file as file_warnings
 from producers.sources.base import ReadOptions
 from worker.app import app
-from worker.context import NoCredential, throttle
+from worker.context import throttle
 from worker.contract import order_json_schema
 
 
@@ -60,7 +61,14 @@ def _read_options(encoding, id_prefix, store_timezone):
     return ReadOptions.from_settings(encoding=encoding, id_prefix=id_prefix, store_timezone=store_timezone)
 
 
-@click.command()
+def _warn_about(file: Path, fmt: str | None, options) -> None:
+    """Refuse a file that cannot be imported (FileRejected), and say which optional columns it lacks."""
+    for warning in file_warnings(file, fmt, options):
+        click.echo(f"warning: {warning}", err=True)
+
+
+@click.command(epilog="\b\nExamples:\n  keap-orders backfill orders.jsonl --dry-run\n"
+                      "  keap-orders backfill orders_export.csv --wait --report import-report.txt")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @read_options
 @click.option("--wait", is_flag=True, help="Wait until every order has finished; exit 0 only if all valid ones are done.")
@@ -72,7 +80,8 @@ def backfill(file, fmt, encoding, id_prefix, store_timezone, wait, dry_run, repo
     """Import an order file (ours, or a Shopify / WooCommerce export) on the backfill lane.
 
     Exit status: 0 all rows valid (and, with --wait, every order done); 3 some rows invalid; 4 some orders
-    failed or did not finish; 130 interrupted (re-run the same command to resume); 1 the file could not be read.
+    failed or did not finish; 130 interrupted (re-run the same command to resume); 1 the file cannot be used;
+    5 Redis, 6 Keap cannot be used (see keap-orders --help).
     """
     settings = base.settings()
     options = _read_options(encoding, id_prefix, store_timezone)
@@ -81,11 +90,13 @@ def backfill(file, fmt, encoding, id_prefix, store_timezone, wait, dry_run, repo
             raise click.UsageError("--detach goes without --wait, --dry-run and --report (`keap-orders jobs` follows it)")
         return jobs.detach(file, fmt, {"encoding": encoding, "id_prefix": id_prefix, "store_timezone": store_timezone},
                            window, options)
+    _warn_about(file, fmt, options)
     if dry_run:
-        ok, bad = bf.dry_run(file, fmt, base.keap_context(), settings.payment_types, options=options)
+        ok, bad = bf.dry_run(file, fmt, base.checked_keap_context(), settings.payment_types, options=options)
         click.echo(f"dry run: {ok} orders ready, {bad} with problems; nothing was written to Keap")
         _print_estimate(file, fmt, options)
         sys.exit(EXIT_INVALID_ROWS if bad else EXIT_OK)
+    base.checked_keap_context()  # a wrong key or an unreachable Keap stops here, not in every order
     _warn_without_worker(settings)
     report_fh = open(report, "w", encoding="utf-8") if report else None
     job = bf.Backfill(base.producer(), window=window or settings.backfill_window, report=report_fh)
@@ -94,8 +105,6 @@ def backfill(file, fmt, encoding, id_prefix, store_timezone, wait, dry_run, repo
     except KeyboardInterrupt:
         click.echo("\n" + interrupted(getattr(job, "progress", None), sys.argv), err=True)
         sys.exit(EXIT_INTERRUPTED)
-    except OSError as exc:
-        raise click.ClickException(f"{file}: {exc.strerror or exc}") from None
     finally:
         if report_fh:
             report_fh.close()
@@ -130,82 +139,83 @@ def _warn_without_worker(settings) -> None:
                    f"  celery -A worker.app worker -Q {settings.live_queue},{queue}", err=True)
 
 
-@click.command()
+@click.command(epilog="\b\nExamples:\n  keap-orders quota\n  keap-orders quota orders.jsonl --json")
 @click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @read_options
-def quota(file, fmt, encoding, id_prefix, store_timezone) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable.")
+def quota(file, fmt, encoding, id_prefix, store_timezone, as_json) -> None:
     """Keap's limits as the workers share them: each window's use, what Keap last said, the backfill's share;
-    with FILE, the calls it needs and the days that takes."""
+    with FILE, the calls it needs and the days that takes. Reads Redis only (doctor asks Keap)."""
     scopes = _limits_now()
-    for scope in scopes:
-        day, window, said = scope["day"], scope["window"], scope["keap_said"]
-        click.echo(f"{scope['kind']} {scope['key'].rsplit(':', 1)[-1]} ({scope['limits']}):")
-        if window:
-            click.echo(f"  last {window['seconds']} s: {window['used']:,} of {window['limit']:,} calls")
-        click.echo(f"  today (UTC): {day['total']:,}" + (f" of {day['limit']:,}" if day["limit"] else "")
-                   + f" calls (live {day['live']:,}, backfill {day['backfill']:,}"
-                   + (f" of its {scope['backfill_allowed']:,})" if scope["backfill_allowed"] is not None else ")"))
-        if scope["paused_for"]:
-            click.echo(f"  paused for {scope['paused_for']:.1f} s after a 429")
-        if said:
-            click.echo(f"  Keap said {scope['keap_said_ago']:.0f} s ago: " + ", ".join(
-                f"{name} {value}" for name, value in said.items() if name != "status") + f" (HTTP {said['status']})")
-        else:
-            click.echo("  Keap has said nothing yet (no call since the counters were last kept)")
+    options = _read_options(encoding, id_prefix, store_timezone) if file is not None else None
     if file is not None:
-        _print_estimate(file, fmt, _read_options(encoding, id_prefix, store_timezone), scopes)
+        _warn_about(file, fmt, options)
+    estimate = estimate_file(file, fmt, options) if file is not None else None
+    if as_json:
+        click.echo(json.dumps({"scopes": scopes, **({"file": {"orders": estimate.orders, "invalid": estimate.invalid,
+                                                              "calls": estimate.calls}} if estimate else {})},
+                              indent=2, default=str))
+        return
+    for line in limits_lines(scopes):
+        click.echo(line)
+    if estimate is not None:
+        for line in plan(estimate, scopes):
+            click.echo(line)
 
 
 def _limits_now() -> list[dict]:
     """The shared throttle's state per scope (credential, account), read from Redis."""
-    try:
-        return throttle(base.settings()).snapshot()
-    except NoCredential as exc:
-        raise click.ClickException(str(exc)) from exc
+    return throttle(base.settings(), base.redis_client()).snapshot()
 
 
-def _print_estimate(file: Path, fmt: str | None, options, scopes: list[dict] | None = None) -> None:
-    """The calls FILE needs and the days that takes at the current limits (quota, backfill --dry-run)."""
-    for line in plan(estimate_file(file, fmt, options), _limits_now() if scopes is None else scopes):
+def _print_estimate(file: Path, fmt: str | None, options) -> None:
+    """The calls FILE needs and the days that takes at the current limits (doctor, backfill --dry-run)."""
+    for line in plan(estimate_file(file, fmt, options), _limits_now()):
         click.echo(line)
 
 
-@click.command()
+@click.command(epilog="\b\nExamples:\n  keap-orders doctor\n  keap-orders doctor orders_export.csv")
 @click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @read_options
 def doctor(file, fmt, encoding, id_prefix, store_timezone) -> None:
     """Read-only checks before a backfill: the credential and its limits, the external-id fields, and with FILE
     every order, SKU, plan and payment method, and the calls and days it will take.
 
-    Exit status: 0 ready; 1 Keap cannot be used (credential, address); 3 the file has problems (listed by line).
+    Exit status: 0 ready; 6 Keap cannot be used (credential, address); 3 the file has problems (listed by line);
+    1 the file cannot be used.
     """
     settings, report = base.settings(), Report()
     options = _read_options(encoding, id_prefix, store_timezone)
+    if file is not None:
+        _warn_about(file, fmt, options)
     ctx = base.keap_context()
-    usable = check_account(ctx, settings, report)
+    usable = check_account(ctx, settings, report, _limits_now())
     if usable and file is not None:
         check_file(file, fmt, ctx, settings, options, report, sys.stdout)
     for verdict, check, detail in report.lines:
         click.echo(f"{verdict:>7}  {check}: {detail}")
     if usable and file is not None:
         _print_estimate(file, fmt, options)
-    sys.exit(EXIT_ERROR if not usable else EXIT_INVALID_ROWS if report.failed else EXIT_OK)
+    sys.exit(EXIT_KEAP if not usable else EXIT_INVALID_ROWS if report.failed else EXIT_OK)
 
 
-@click.command()
+@click.command(epilog="\b\nExample:\n  keap-orders verify orders_export.csv")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @read_options
 def verify(file, fmt, encoding, id_prefix, store_timezone) -> None:
-    """Read the imported orders of FILE back from Keap and report every difference (read-only)."""
+    """Read the imported orders of FILE back from Keap and report every difference (read-only).
+
+    Exit status: 0 no difference; 1 differences (each listed); 5 Redis, 6 Keap cannot be used."""
     options = _read_options(encoding, id_prefix, store_timezone)
-    checked, problems = verify_file(file, fmt, base.keap_context(), options)
+    _warn_about(file, fmt, options)
+    checked, problems = verify_file(file, fmt, base.checked_keap_context(), options)
     for problem in problems:
         click.echo(problem)
     click.echo(f"verified {checked} orders: {len(problems)} problem(s)")
-    sys.exit(1 if problems else 0)
+    sys.exit(EXIT_ERROR if problems else EXIT_OK)
 
 
-@click.command()
+@click.command(epilog="\b\nExample:\n  keap-orders schema > order.schema.json")
 def schema() -> None:
     """Print the JSON Schema of one order message."""
     click.echo(json.dumps(order_json_schema(), indent=2))

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from collections import Counter
 
 import click
 
 from admin.cli import base
-from admin.cli.base import EXIT_ERROR
+from admin.cli.base import EXIT_ERROR, EXIT_FAILED, EXIT_OK
+from admin.cli.show import DURATION_HELP, duration, emit_json, order_id, table
 from admin.console import FailedFilter, describe, failed_orders, moment, span, when
 from admin.console import export as record_of
 from admin.console import stuck as find_stuck
@@ -16,27 +19,36 @@ from worker.contract import OrderInvalid
 from worker.pipeline import LANES, STEP_NAMES
 
 
-@click.command()
+@click.command(epilog="\b\nExamples:\n  keap-orders status '#1001'      (a Shopify number: shopify:1001)\n"
+                      "  keap-orders status shopify:1001 --json")
 @click.argument("external_id")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable (times as epoch seconds).")
 def status(external_id, as_json) -> None:
-    """Show one order: status, current or failed step, parked-until time, error, Keap ids."""
+    """Show one order: status, current or failed step, parked-until time, error, Keap ids. ID is the external id,
+    or a store's order number (#1001, 1001) under the configured prefixes."""
     ledger = base.ledger()
-    state = ledger.get(external_id)
-    if state is None:
-        raise click.ClickException(f"order {external_id}: not in the ledger")
-    click.echo(json.dumps(state.as_dict(), indent=2, default=str) if as_json else describe(state, ledger.now()))
+    state = ledger.get(order_id(external_id))
+    if as_json:
+        emit_json(state.as_dict())
+    else:
+        click.echo(describe(state, ledger.now()))
 
 
-@click.command()
-@click.option("--older-than", default=300.0, show_default=True, help="Seconds without a change.")
+@click.command(epilog="\b\nExamples:\n  keap-orders stuck --older-than 5m\n  keap-orders stuck --json")
+@click.option("--older-than", default="5m", show_default=True, callback=duration,
+              help=f"Without a change for this long: {DURATION_HELP}.")
 @click.option("--limit", default=100, show_default=True)
-def stuck(older_than, limit) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable (times as seconds).")
+def stuck(older_than, limit, as_json) -> None:
     """Orders that are not moving: how long, at which step, and why if known."""
     rows = find_stuck(base.ledger(), older_than, limit)
-    for row in rows:
-        click.echo(f"{row.external_id}\t{row.status}\t{row.step}\t{span(row.still_for)}\t{row.why}")
-    click.echo(f"{len(rows)} order(s) without a change for over {older_than:g}s", err=True)
+    if as_json:
+        emit_json([vars(row) for row in rows])
+        return
+    if rows:
+        table(("order", "status", "step", "still for", "why"),
+              [(r.external_id, r.status, r.step, span(r.still_for), r.why) for r in rows])
+    click.echo(f"{len(rows)} order(s) without a change for over {span(older_than)}", err=True)
 
 
 def failed_filters(command):
@@ -46,7 +58,7 @@ def failed_filters(command):
         click.option("--reason", default=None,
                      help="An error kind (rejected, keap, transient, internal, stalled, queue) or words of the error."),
         click.option("--since", default=None,
-                     help="Failed at or after: 90m, 2h, 3d (ago) or 2026-11-26[T14:00] (UTC)."),
+                     help="Failed at or after: a duration ago (90s, 5m, 2h, 1d) or 2026-11-26[T14:00] (UTC)."),
         click.option("--until", default=None, help="Failed at or before (same forms as --since)."),
         click.option("--lane", type=click.Choice(LANES), default=None, help="Orders of this lane."),
     ]
@@ -66,36 +78,65 @@ def _which(ledger, step, reason, since, until, lane):
 
 def _failed_rows(ledger, rows) -> None:
     now = ledger.now()
-    for row in rows:
-        click.echo(f"{row.external_id}\t{row.step}\t{row.kind}\t{when(row.failed_at, now)}\t{row.error}")
+    if rows:
+        table(("order", "step", "kind", "failed", "reason"),
+              [(r.external_id, r.step, r.kind, when(r.failed_at, now), r.error) for r in rows])
 
 
-@click.command()
+@click.command(epilog="\b\nExamples:\n  keap-orders failed --since 2h\n  keap-orders failed --group-by reason\n"
+                      "  keap-orders failed --reason NOT-IN-KEAP --json")
 @failed_filters
 @click.option("--limit", default=50, show_default=True)
-def failed(step, reason, since, until, lane, limit) -> None:
+@click.option("--group-by", type=click.Choice(["reason", "step", "kind"]), default=None,
+              help="Count the matching orders per reason (the error without the order's own id), step or kind.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable (times as epoch seconds).")
+def failed(step, reason, since, until, lane, limit, group_by, as_json) -> None:
     """List failed orders (oldest failure first) with the step, error kind, time and reason."""
     ledger = base.ledger()
     rows, total = failed_orders(ledger, _which(ledger, step, reason, since, until, lane))
-    _failed_rows(ledger, rows[:limit])
-    shown = f", {limit} shown" if len(rows) > limit else ""
+    if group_by:
+        groups = Counter(_group_key(row, group_by) for row in rows).most_common(limit)
+        if as_json:
+            emit_json([{group_by: key, "orders": count} for key, count in groups])
+        elif groups:
+            table(("orders", group_by), [(count, key) for key, count in groups])
+    elif as_json:
+        emit_json([vars(row) for row in rows[:limit]])
+    else:
+        _failed_rows(ledger, rows[:limit])
+    shown = f", {limit} shown" if len(rows) > limit and not group_by else ""
     click.echo(f"{len(rows)} of {total} failed order(s) match{shown}", err=True)
 
 
-@click.command()
+def _group_key(row, by: str) -> str:
+    if by != "reason":
+        return getattr(row, by)
+    # One reason for many orders: the order's own id (and the Keap ids after it) would split each group.
+    return row.error.replace(row.external_id, "…").split(" (Keap order ")[0]
+
+
+@click.command(epilog="\b\nExamples:\n  keap-orders retry '#1001' --wait\n"
+                      "  keap-orders retry shopify:1001 --file fixed.json   (a corrected order, or `export --with-message` output)\n"
+                      "  keap-orders retry --failed --reason NOT-IN-KEAP --since 2h --dry-run")
 @click.argument("external_id", required=False)
 @click.option("--failed", "bulk", is_flag=True, help="Retry every failed order the filters pick (instead of one ID).")
 @failed_filters
 @click.option("--from-step", type=click.Choice(STEP_NAMES), default=None, help="Default: the step that failed.")
-@click.option("--file", "fixed", type=click.File("r"), default=None, help="A corrected order (JSON) to use instead.")
+@click.option("--file", "fixed", type=click.File("r"), default=None,
+              help="A corrected order (JSON), or what `export --with-message` wrote (its message is used).")
 @click.option("--charges-checked", is_flag=True,
-              help="You checked in Keap that a stored-card charge whose answer was lost did not go through.")
+              help="You checked in Keap that a stored-card charge whose answer was lost did not go through (only for "
+                   "an order failed on such a charge, after SETTLE_SECONDS; Keap is looked at once more first).")
+@click.option("--wait", is_flag=True, help="Wait until the order(s) finish; exit 4 if any failed.")
+@click.option("--timeout", default="10m", show_default=True, callback=duration,
+              help=f"With --wait: give up waiting after {DURATION_HELP}.")
 @click.option("--dry-run", is_flag=True, help="With --failed: list what would be retried, send nothing.")
 @click.option("--yes", is_flag=True, help="With --failed: do not ask for confirmation.")
-def retry(external_id, bulk, step, reason, since, until, lane, from_step, fixed, charges_checked, dry_run,
-          yes) -> None:
-    """Retry an order from the step that failed (work already done in Keap is not repeated), or with --failed every
-    failed order that --step, --reason, --since, --until and --lane pick (listed first, then confirmed).
+def retry(external_id, bulk, step, reason, since, until, lane, from_step, fixed, charges_checked, wait, timeout,
+          dry_run, yes) -> None:
+    """Retry an order from the step that failed (work already done in Keap is not repeated; a done order is left
+    as it is), or with --failed every failed order that --step, --reason, --since, --until and --lane pick (listed
+    first, then confirmed).
 
     For one order, --lane sends it on that lane; with --failed it picks the orders of that lane."""
     if bulk == bool(external_id):
@@ -103,77 +144,135 @@ def retry(external_id, bulk, step, reason, since, until, lane, from_step, fixed,
     if not bulk:
         if any((step, reason, since, until, dry_run, yes)):
             raise click.UsageError("--step, --reason, --since, --until, --dry-run and --yes go with --failed")
-        _retry_one(external_id, from_step, fixed, lane, charges_checked)
-        return
-    if fixed or charges_checked:
-        raise click.UsageError("--file and --charges-checked are for one order at a time")
-    _retry_failed(_which(base.ledger(), step, reason, since, until, lane), from_step, dry_run, yes)
+        sent = _retry_one(order_id(external_id), from_step, fixed, lane, charges_checked)
+    else:
+        if fixed or charges_checked:
+            raise click.UsageError("--file and --charges-checked are for one order at a time")
+        sent = _retry_failed(_which(base.ledger(), step, reason, since, until, lane), from_step, dry_run, yes)
+    if wait and sent:
+        sys.exit(_wait_for(sent, timeout))
 
 
-def _retry_one(external_id, from_step, fixed, lane, charges_checked) -> None:
+def _retry_one(external_id, from_step, fixed, lane, charges_checked) -> list[str]:
     try:
-        result = base.producer().retry_order(external_id, from_step=from_step,
-                                             order=json.load(fixed) if fixed else None, lane=lane,
+        order = _fixed_order(fixed) if fixed else None
+        result = base.producer().retry_order(external_id, from_step=from_step, order=order, lane=lane,
                                              charges_checked=charges_checked)
     except (LookupError, ValueError, OrderInvalid) as exc:
         raise click.ClickException(str(exc)) from exc
+    if result.status == "done" and not result.sent:
+        click.echo(f"order {external_id}: already done in Keap; nothing was sent (--from-step STEP runs a step "
+                   "again)")
+        return []
     click.echo(f"order {result.external_id}: {result.status}")
+    return [external_id]
 
 
-def _retry_failed(which, from_step, dry_run, yes) -> None:
+def _fixed_order(stream) -> dict:
+    """The order of `--file`: the order itself, or an `export --with-message` record (its `message`)."""
+    try:
+        data = json.load(stream)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON ({exc})", param_hint="--file") from None
+    if isinstance(data, dict) and "message" in data and "status" in data:
+        if not data["message"]:
+            raise click.BadParameter("this export has no order in it: export it again with --with-message",
+                                     param_hint="--file")
+        return data["message"]
+    return data
+
+
+def _wait_for(external_ids: list[str], timeout: float) -> int:
+    """Poll the ledger until every order is done, failed or cancelled: EXIT_OK when all are done."""
+    ledger, deadline = base.ledger(), time.monotonic() + timeout
+    while True:
+        states = {ext: ledger.get(ext) for ext in external_ids}
+        settled = all(s.status in ("done", "failed", "cancelled") and not s.single for s in states.values())
+        if settled or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    for ext, state in states.items():
+        if state.status != "done":
+            click.echo(f"order {ext}: {state.status}" + (f": {state.error}" if state.status == "failed" else ""),
+                       err=True)
+    finished = sum(s.status == "done" for s in states.values())
+    click.echo(f"{finished} of {len(states)} order(s) done" + ("" if settled else f" (stopped waiting after "
+                                                                                  f"{span(timeout)})"))
+    return EXIT_OK if finished == len(states) else EXIT_FAILED
+
+
+def _retry_failed(which, from_step, dry_run, yes) -> list[str]:
     producer = base.producer()
     rows, _ = failed_orders(producer.ledger, which)
     _failed_rows(producer.ledger, rows)
     if not rows:
         click.echo("no failed order matches", err=True)
-        return
+        return []
     if dry_run:
         click.echo(f"dry run: {len(rows)} order(s) would be retried; nothing was sent", err=True)
-        return
+        return []
     if not yes and not click.confirm(f"Retry these {len(rows)} order(s)?", err=True):
         raise click.ClickException("nothing was retried")
-    problems = []
+    problems, sent = [], []
     for row in rows:
         try:
             producer.retry_order(row.external_id, from_step=from_step)
+            sent.append(row.external_id)
         except (LookupError, ValueError, OrderInvalid) as exc:
             problems.append(f"{row.external_id}: {exc}")
     for problem in problems:
         click.echo(f"not retried: {problem}", err=True)
-    click.echo(f"retried {len(rows) - len(problems)} of {len(rows)} order(s)")
+    click.echo(f"retried {len(sent)} of {len(rows)} order(s)")
     if problems:
         sys.exit(EXIT_ERROR)
+    return sent
 
 
-@click.command()
+@click.command(epilog="\b\nExamples:\n  keap-orders export '#1001' > order.json\n"
+                      "  keap-orders export shopify:1001 --with-message > order.json   (then fix it and: "
+                      "keap-orders retry shopify:1001 --file order.json)")
 @click.argument("external_id")
 @click.option("--with-message", is_flag=True,
               help="Include the stored order (the customer's name, email, addresses): handle it as personal data.")
 def export(external_id, with_message) -> None:
     """Print an order's ledger record as JSON for support: status, steps, errors, Keap ids, unanswered writes, times.
-    No customer data unless --with-message."""
+    No customer data unless --with-message; `retry --file` reads this output back (its message)."""
     ledger = base.ledger()
-    state = ledger.get(external_id)
-    if state is None:
-        raise click.ClickException(f"order {external_id}: not in the ledger")
+    state = ledger.get(order_id(external_id))
     if with_message:
         click.echo("warning: this record contains the customer's personal data (name, email, addresses); share it "
                    "only where such data may go, and delete it when done", err=True)
     click.echo(json.dumps(record_of(state, ledger.now(), with_message=with_message), indent=2, default=str))
 
 
-@click.command()
+@click.command(epilog="\b\nExamples:\n  keap-orders cancel '#1001'\n  keap-orders cancel shopify:1001 --yes")
 @click.argument("external_id")
-def cancel(external_id) -> None:
-    """Stop an order: steps not yet run are skipped (what is already in Keap stays)."""
+@click.option("--yes", is_flag=True, help="Do not ask, even for an order that is already done in Keap.")
+def cancel(external_id, yes) -> None:
+    """Stop an order for good: steps not yet run are skipped (what is already in Keap stays)."""
     ledger = base.ledger()
-    if ledger.get(external_id) is None:
-        raise click.ClickException(f"order {external_id}: not in the ledger")
+    external_id = order_id(external_id)
+    state = ledger.get(external_id)
+    if state.status == "cancelled":
+        click.echo(f"order {external_id}: already cancelled")
+        return
+    if state.status == "done":
+        click.echo(f"order {external_id} is done: it is already in Keap ({_keap_ids(state)}); cancelling only "
+                   "stops keap-orders from touching it again. Nothing is removed from Keap.", err=True)
+    elif state.results:
+        click.echo(f"order {external_id} is {state.status}; part of it is in Keap already ({_keap_ids(state)}) and "
+                   "stays there.", err=True)
+    if state.status == "done" and not yes and not click.confirm("Cancel it anyway?", err=True):
+        raise click.ClickException("nothing was cancelled")
     ledger.cancel(external_id)
     click.echo(f"order {external_id}: cancelled")
 
 
-@click.command()
+def _keap_ids(state) -> str:
+    return ", ".join(f"{what}={value}" for what, value in sorted(state.results.items())) or "no Keap ids recorded"
+
+
+@click.command(epilog="\b\nExamples:\n  keap-orders gc --dry-run\n  keap-orders gc --older-than-days 90")
 @click.option("--older-than-days", type=float, default=None,
               help="Compact done orders that finished longer ago than this (default: DONE_RETENTION_DAYS).")
 @click.option("--dry-run", is_flag=True, help="Count what would be compacted, change nothing.")

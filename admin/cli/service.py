@@ -13,7 +13,7 @@ from admin.cli import base
 from worker.ops import metrics as found
 
 
-@click.command()
+@click.command(epilog="\b\nExample:\n  keap-orders sandbox --port 8700 --limits sak")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8700, show_default=True, type=int)
 @click.option("--api-key", default=None, help="The X-Keap-API-Key it accepts (default: the sandbox's public test key).")
@@ -31,7 +31,7 @@ def sandbox(host, port, api_key, limits, latency_ms, seed, data, token_ttl) -> N
         **key)
 
 
-@click.command()
+@click.command(epilog="\b\nExamples:\n  keap-orders demo\n  keap-orders demo --orders examples/shopify_orders_export.csv")
 @click.option("--orders", "orders_file", default=None, type=click.Path(exists=True, dir_okay=False),
               help="Orders to import (default: examples/orders.jsonl).")
 def demo(orders_file) -> None:
@@ -43,7 +43,7 @@ def demo(orders_file) -> None:
     sys.exit(run_demo(Path(orders_file) if orders_file else None))
 
 
-@click.command()
+@click.command(epilog="\b\nExample:\n  PROMETHEUS_MULTIPROC_DIR=/tmp/metrics keap-orders metrics --port 9808")
 @click.option("--host", default="0.0.0.0", show_default=True)
 @click.option("--port", default=9808, show_default=True, type=int)
 @click.option("--ledger/--no-ledger", default=True, show_default=True,

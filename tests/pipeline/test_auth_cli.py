@@ -77,7 +77,8 @@ def test_login_by_listening_then_status_refresh_logout(env, sandbox):
     shown = printed + status.output + refreshed.output
     assert not [t for pair in issued for t in (pair["access_token"], pair["refresh_token"]) if t in shown]
     assert runner.invoke(main, ["auth", "logout"]).output == "deleted the stored tokens\n"
-    assert "tokens: none stored; run `keap-orders auth login`" in runner.invoke(main, ["auth", "status"]).output
+    gone = runner.invoke(main, ["auth", "status"])
+    assert "tokens: none stored; run `keap-orders auth login`" in gone.output and gone.exit_code == 6  # EXIT_KEAP
 
 
 def test_login_by_pasting_checks_the_state_and_takes_a_bare_code(env, sandbox):
@@ -104,7 +105,7 @@ def test_what_auth_says_without_its_settings(env):
     runner = CliRunner(env={**env, "KEAP_CLIENT_ID": ""})
     assert "OAuth is not configured" in runner.invoke(main, ["auth", "status"]).output
     no_key = CliRunner(env={**env, "TOKEN_ENCRYPTION_KEY": ""}).invoke(main, ["auth", "login"])
-    assert no_key.exit_code == 1 and "Fernet.generate_key()" in no_key.output
+    assert no_key.exit_code == 6 and "Fernet.generate_key()" in no_key.output  # EXIT_KEAP: no credential
     assert "Fernet.generate_key()" in CliRunner().invoke(main, ["auth", "login", "--help"]).output
     listen = CliRunner(env={**env, "KEAP_REDIRECT_URI": "https://example.com/cb"}).invoke(main, ["auth", "login",
                                                                                                  "--listen"])

@@ -59,10 +59,11 @@ def test_quota_shows_each_window_what_keap_said_and_the_days_a_file_needs(key_pr
     assert "credential key-" in out and "(5/s,240/min,30000/day)" in out
     assert "last 60 s: 40 of 240 calls" in out  # Keap's count won over our one call
     assert "today (UTC): 5,000 of 30,000 calls (live 1, backfill 0 of its 15,000)" in out
-    assert "Keap said 0 s ago: throttle_limit 240, throttle_available 200" in out
+    assert "Keap says 200 of 240 calls per 60 s left; 25,000 of 30,000 per day left (0 s ago, HTTP 200)" in out
+    assert out.count("Keap says") == 1  # once, not per scope
     assert "account key-" in out and "(10000/min,250000/day)" in out
     estimate = estimate_file(path)
-    assert f"50 valid orders (0 invalid, {estimate.customers} distinct customers) need about {estimate.calls} " in out
+    assert f"50 order(s) in the file, 0 invalid: the 50 valid one(s) ({estimate.customers} distinct customers) need about {estimate.calls} " in out
     assert "the backfill may use 15,000 calls a day (50% of 30,000 per credential); 15,000 of them are left today" in out
 
 

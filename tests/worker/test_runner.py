@@ -124,3 +124,16 @@ def test_a_bug_is_recorded_for_the_operator_and_raised(ctx, settings, monkeypatc
         runner.run_step(ctx, settings, "create_order", "r-9", ticket=ticket)
     state = ctx.ledger.get("r-9")
     assert state.status == "failed" and state.error_kind == "internal" and "KeyError" in state.error
+
+
+def test_a_transient_error_is_shown_as_its_cause_not_a_class_name(ctx, settings, sandbox):
+    ticket = register(ctx, "r-cause")
+    sandbox.set_faults(error_rate=1.0)
+    parked = Settings(**{**settings.model_dump(), "max_retries": 5, "broker_retry_max_seconds": 0})
+    try:
+        assert runner.run_step(ctx, parked, "create_order", "r-cause", ticket=ticket) == runner.STOP
+    finally:
+        sandbox.set_faults()
+    reason = ctx.ledger.get("r-cause").parked_reason
+    assert reason.startswith("Keap answered HTTP 50") and reason.endswith("trying again"), reason
+    assert "Error" not in reason

@@ -2,6 +2,8 @@
 recorded yet), fenced by the order's lease."""
 from __future__ import annotations
 
+import json
+
 from worker.ledger.leases import LeaseLost
 from worker.ledger.store import Store
 
@@ -25,12 +27,17 @@ class Effects(Store):
         """The write was refused or never sent (Keap said so): nothing to reconcile."""
         self.redis.hdel(self.order_key(external_id), f"i:{what}")
 
-    def clear_intents(self, external_id: str, prefix: str) -> list[str]:
-        """Forget unanswered writes (an operator checked Keap and found none of them applied)."""
-        fields = (name.decode() for name in self.redis.hkeys(self.order_key(external_id)))
-        names = [name[2:] for name in fields if name.startswith("i:") and name[2:].startswith(prefix)]
-        if names:
-            self.redis.hdel(self.order_key(external_id), *(f"i:{what}" for what in names))
+    def confirm_intents(self, external_id: str, prefix: str) -> list[str]:
+        """An operator checked Keap and found none of these unanswered writes applied: the step may write them
+        again after one more lookup (`write_once`), instead of failing the order. The order is failed: no worker
+        holds it, so nothing races this read-modify-write."""
+        key = self.order_key(external_id)
+        names = []
+        for name, raw in self.redis.hgetall(key).items():
+            name = name.decode()
+            if name.startswith("i:") and name[2:].startswith(prefix):
+                self.redis.hset(key, name, json.dumps({**json.loads(raw), "checked_by_operator": True}))
+                names.append(name[2:])
         return names
 
     def note_check(self, external_id: str, what: str) -> int:

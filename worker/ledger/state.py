@@ -15,6 +15,7 @@ FINAL = ("done", "failed", "cancelled")
 class Intent:
     at: float  # Redis server time when the write was about to be sent
     checks: int = 0  # lookups since that found nothing
+    checked_by_operator: bool = False  # `retry --charges-checked`: written again if one more lookup misses it
 
 
 @dataclass

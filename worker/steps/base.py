@@ -99,7 +99,7 @@ def write_once(ctx: StepContext, state: OrderState, what: str, *, find: Callable
             # One empty lookup is not proof: look again later, further apart each time.
             raise Settle(now + ctx.settle_seconds / 4 * 2 ** (checks - 1),
                          f"{what}: lookup {checks} of {ctx.settle_checks} found nothing")
-        if unproven:
+        if unproven and not intent.checked_by_operator:
             raise OrderRejected(unproven)
         log.warning("order %s: %s not in Keap after %d lookups over %.0fs; writing it again", state.external_id,
                     what, checks, now - intent.at)

@@ -107,18 +107,23 @@ def problems(ctx: StepContext, order: Order, payment_types: set[str],
             try:
                 product(ctx, order, item.sku, f"items[{i}].sku", memo)
             except OrderRejected as exc:
-                found.append(str(exc))
+                found.append(_before_import(exc))
     for i in range(len(order.subscriptions)):
         try:
             plan_id(ctx, order, i, memo)
         except OrderRejected as exc:
-            found.append(str(exc))
+            found.append(_before_import(exc))
     for i, payment in enumerate(order.payments):
         if payment.method and payment.method not in payment_types:
             found.append(f"order {order.external_id}: payments[{i}].method: {payment.method!r} is not one of the "
                          f"manual payment types {sorted(payment_types)}; add it in Keap (Ecommerce settings > "
                          f"Orders) and to MANUAL_PAYMENT_TYPES, or change the order")
     return found
+
+
+def _before_import(exc: OrderRejected) -> str:
+    # Nothing was sent yet: the fix is to the file or to Keap, not a `retry` of an order that does not exist.
+    return str(exc).split(", then run `keap-orders retry")[0]
 
 
 def order_fields(ctx: StepContext, order: Order, labels: Iterable[str]) -> dict[str, dict[str, str]]:
