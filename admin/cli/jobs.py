@@ -32,7 +32,8 @@ def detach(file: Path, fmt: str | None, options: dict, window: int | None, read:
                f"  follow it: keap-orders jobs show {job.id}   pause: keap-orders jobs pause {job.id}")
 
 
-@click.group(invoke_without_command=True)
+@click.group(invoke_without_command=True, epilog="\b\nExamples:\n  keap-orders backfill orders_export.csv --detach\n"
+             "  keap-orders jobs\n  keap-orders jobs show JOB_ID\n  keap-orders jobs invalid JOB_ID > invalid.csv")
 @click.pass_context
 def jobs(ctx) -> None:
     """Backfill jobs run by feeders (`backfill FILE --detach`); alone, lists the newest."""
@@ -107,7 +108,7 @@ def cancel(job_id) -> None:
     _set(job_id, "cancelled", "cancelled (orders in flight still finish)")
 
 
-@click.command()
+@click.command(epilog="\b\nExample:\n  keap-orders feeder     (the Procfile's feeder line)")
 @click.option("--once", is_flag=True, help="Take at most one job, run it, and exit (tests, cron).")
 def feeder(once) -> None:
     """Run backfill jobs (`backfill --detach`) from Redis: one at a time, resuming a dead feeder's job at its
@@ -123,7 +124,8 @@ def feeder(once) -> None:
         runner.stopping.set()
 
 
-@click.command("console-user")
+@click.command("console-user", epilog="\b\nExample:\n  keap-orders console-user ana --role read-only   "
+               "(add the line it prints to CONSOLE_USERS)")
 @click.argument("name")
 @click.option("--role", type=click.Choice(["admin", "read-only"]), default="admin", show_default=True)
 def console_user(name, role) -> None:

@@ -67,15 +67,12 @@ def metrics(host, port, ledger) -> None:
         pass
 
 
-@click.command()
+@click.command(epilog="\b\nExample:\n  keap-orders serve --host 0.0.0.0 --port 8000")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 in a container).")
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=int, help="Server processes (uvicorn workers).")
 def serve(host, port, workers) -> None:
-    """Serve the HTTP service: the ingestion API (/v1), the stores' webhooks, health probes (/healthz, /readyz).
-
-    Example: keap-orders serve --host 0.0.0.0 --port 8000
-    """
+    """Serve the HTTP service: the ingestion API (/v1), the stores' webhooks, the console, probes (/healthz, /readyz)."""
     import uvicorn
 
     base.settings()  # refuse bad settings here, in one line, before a server starts

@@ -24,7 +24,8 @@ EXPORT = ROOT / "examples" / "shopify_orders_export.csv"
 WITH_REDIS = [["status", "1001"], ["failed"], ["failed", "--json"], ["stuck", "--older-than", "5m"],
               ["retry", "1001"], ["retry", "--failed", "--yes"], ["cancel", "1001", "--yes"], ["export", "1001"],
               ["gc", "--dry-run"], ["doctor"], ["doctor", str(EXPORT)], ["quota"], ["quota", str(EXPORT)],
-              ["backfill", str(EXPORT)], ["backfill", str(EXPORT), "--dry-run"], ["verify", str(EXPORT)]]
+              ["backfill", str(EXPORT)], ["backfill", str(EXPORT), "--dry-run"], ["verify", str(EXPORT)],
+              ["jobs"], ["jobs", "show", "j-1"], ["backfill", str(EXPORT), "--detach"], ["feeder", "--once"]]
 # Every command that calls Keap; each must check it before anything else. (The others read Redis only.)
 WITH_KEAP = [["doctor"], ["doctor", str(EXPORT)], ["backfill", str(EXPORT)],
              ["backfill", str(EXPORT), "--dry-run"], ["verify", str(EXPORT)]]
