@@ -21,7 +21,8 @@ SANDBOX_NAMES = {("email_search", "case-sensitive"): "email-case-sensitive",
                  ("promo_beside_discount_lines", "applied"): "promo-applied",
                  ("payment_list_notes", "missing"): "no-notes",
                  ("subscription_list_custom_fields", "missing"): "no-subscription-fields",
-                 ("custom_field_filter", "refused"): "no-custom-field-filter"}
+                 ("custom_field_filter", "refused"): "no-custom-field-filter",
+                 ("create_answer_total", "missing"): "no-create-total"}
 # What the workers do under each reading that is not the default; FAIL where they refuse to start.
 ADAPTS = {"email-case-sensitive": "new contacts get their addresses and phones in a second call, after Keap "
                                   "confirmed it created them",
@@ -30,6 +31,7 @@ ADAPTS = {"email-case-sensitive": "new contacts get their addresses and phones i
           "promo-applied": "promo codes are never sent beside discount lines (always so)",
           "no-notes": "a payment is matched on amount, time and method; a possible match stops for an operator",
           "no-subscription-fields": "a subscription found in a list is read on its own before it is matched",
+          "no-create-total": "the order is read after its create to check its total (always so when it is missing)",
           "no-custom-field-filter": "workers refuse to start: a lost order answer could not be reconciled"}
 # The draft order: a product line at 10.00 plus lines without a product; its total without promo is 11.00.
 EXTRA_LINES = [{"item_type": "SHIPPING", "name": "Probe shipping", "quantity": 1, "price_per_unit": Decimal("1.00")},

@@ -13,6 +13,7 @@ READINGS = {
     "no-productless-lines": "order lines without a product_id are refused with 400 (default: accepted)",
     "promo-applied": "promo codes apply on top of explicit DISCOUNT lines (default: ignored beside them)",
     "no-subscription-fields": "subscription lists come back without custom_fields (default: listed)",
+    "no-create-total": "the answer to creating an order carries no `total` (default: it does)",
     "no-custom-field-filter": "filtering orders by a custom field is refused with 400 (default: supported)",
 }
 

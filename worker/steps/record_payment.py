@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 from decimal import Decimal
 
 from worker.contract import Order, Payment
@@ -44,12 +45,13 @@ def run(ctx: StepContext, external_id: str) -> None:
                 f"nothing and cancel the order here"
             )
         write_once(ctx, state, what, unproven=unproven,
-                   find=lambda payment=payment, what=what: _find(ctx, order, order_id, payment, what),
+                   find=lambda payment=payment, what=what: _find(ctx, order, state.results, order_id, payment, what),
                    write=lambda i=i, payment=payment, what=what: _pay(ctx, order, order_id, i, payment, what))
         log.info("order %s: recorded payment %s", external_id, state.results[what])
 
 
-def _find(ctx: StepContext, order: Order, order_id: str, payment: Payment, what: str) -> Results | None:
+def _find(ctx: StepContext, order: Order, results: Results, order_id: str, payment: Payment,
+          what: str) -> Results | None:
     """Our payment in Keap's list: marked with our note, or, when the list carries no note, one with this payment's
     amount, time and method that no other payment of the order has recorded (then an operator decides)."""
     external_id, marker = order.external_id, payloads.payment_marker(payment)
@@ -64,7 +66,7 @@ def _find(ctx: StepContext, order: Order, order_id: str, payment: Payment, what:
     if made:
         return {what: _payment_id(made[0])}
     unknown = [p for p in marked if _status(p) not in _FAILED]
-    recorded = set(ctx.ledger.get(external_id).results.values())
+    recorded = set(results.values())
     could_be = [p for p in listed if "note" not in p and _payment_id(p) not in recorded
                 and _same(p, payment, payloads.payment_body(payment, order)["payment_time"])]
     if could_be and not unknown:
@@ -96,8 +98,12 @@ def _same(listed: dict, payment: Payment, sent: str) -> bool:
         amount = Decimal(str(listed.get("amount")))
     except ArithmeticError:
         return True  # an amount we cannot read may be anything
-    when = str(listed.get("pay_time") or "")
-    return amount == payment.amount and (not when or when[:19] == sent[:19])
+    try:
+        when = datetime.fromisoformat(str(listed.get("pay_time")))
+        same_time = when.astimezone(timezone.utc).replace(microsecond=0) == datetime.fromisoformat(sent)
+    except (TypeError, ValueError):
+        same_time = True  # a time we cannot read may be any time
+    return amount == payment.amount and same_time
 
 
 def _same_method(ctx: StepContext, order_id: str, listed: list[dict], payment: Payment) -> list[dict]:
