@@ -133,7 +133,8 @@ def _confirm_charge(ctx: StepContext, ext: str, order_id: str, i: int, payment: 
                     answered) -> None:
     """A charge is paid only on a known success: Keap's words for a decline are not documented, so the answer's
     message is not trusted; the order's payment list (one call), else the charge's transaction, must say so."""
-    listed = next((p for p in ctx.keap.orders.list_payments(order_id) if _payment_id(p) == payment_id), {})
+    listed = next((p for p in ctx.keap.orders.list_payments(order_id)
+                   if payment_id in (str(p.get("payment_id")), str(p.get("id")))), {})
     status = _status(listed)
     if status in _MADE:
         return
