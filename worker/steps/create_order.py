@@ -41,9 +41,7 @@ def _create(ctx: StepContext, order: Order, body: dict, productless: list[int]) 
     except KeapValidationError as exc:
         if productless and "product" in exc.message.lower():
             raise OrderRejected(_productless(order, productless, f"Keap answered ({exc.message}):")) from exc
-        raise OrderRejected(
-            f"order {order.external_id}: Keap refused the order ({exc.message}); nothing was created. Fix the order "
-            f"(or the Keap account), then run `keap-orders retry {order.external_id}`") from exc
+        raise
     # Without a total in the answer the total check would have nothing to compare: read the order.
     return created if created.get("total") else ctx.keap.orders.get(created["id"])
 
