@@ -168,8 +168,8 @@ def _print_estimate(file: Path, fmt: str | None, options, scopes: list[dict] | N
 @click.command()
 @click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @read_options
-@click.option("--probe", is_flag=True, help="Also find out how the account reads what Keap leaves undocumented (one "
-                                            "draft order, deleted at once; docs/probe.md) and store it for the workers.")
+@click.option("--probe", is_flag=True, help="Also find out how the account reads what Keap leaves undocumented "
+              "(one draft order, deleted at once; docs/probe.md) and store it for the workers.")
 @click.option("--promo-code", default=None, help="With --probe: a promo code of the account, to learn whether Keap "
                                                  "applies it beside discount lines.")
 def doctor(file, fmt, encoding, id_prefix, store_timezone, probe, promo_code) -> None:

@@ -214,5 +214,6 @@ class Orders(Contacts, Products, CustomFields):
             page, token = self._list(self.orders.values(), query, self._order_fields(), {
                 "id": lambda o: int(o["id"]), "order_time": lambda o: o.get("order_time") or "",
                 "modification_time": lambda o: o["modification_time"]},
-                custom=None if self.reading("no-custom-field-filter") else lambda name: self._custom_field("ORDER", name))
+                custom=None if self.reading("no-custom-field-filter")
+                else lambda name: self._custom_field("ORDER", name))
             return self._page("orders", [self.order_view(o) for o in page], token)

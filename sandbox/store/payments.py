@@ -42,7 +42,8 @@ class Payments(Orders):
                                     f"{dollars(due):.2f} of order {order_id}")
             now = iso(self.now())
             payment = {"id": self._new_id("invoice_payment"), "payment_id": self._new_id("payment"),
-                       "amount_cents": amount, "pay_status": "FAILED" if declined else status, "pay_time": body.get("payment_time") or now,
+                       "amount_cents": amount, "pay_status": "FAILED" if method_id and declined else status,
+                       "pay_time": body.get("payment_time") or now,
                        "last_updated_time": now, "skip_commission": not body["apply_to_commissions"],
                        "note": body.get("notes"), "method_id": method_id, "method_type": method_type,
                        **{k: v for k, v in body.items() if k.startswith("external_")}}

@@ -123,8 +123,9 @@ def test_a_contact_the_search_misses_is_never_overwritten(ctx, play, producer, e
 
 def test_a_mixed_case_email_is_found_as_spelled(ctx, play, producer, ext):
     email = f"Spelled.{ext}@Example.com"
+    old_address = {"field": "BILLING", "line1": "1 Old Rd", "country_code": "USA"}
     contact = ctx.keap.contacts.create({"email_addresses": [{"email": email, "field": "EMAIL1"}],
-                                        "addresses": [{"field": "BILLING", "line1": "1 Old Rd", "country_code": "USA"}]})
+                                        "addresses": [old_address]})
     play("email-case-sensitive")
     assert run(ctx, producer, typical_order(ext, email=email))[ext] == "done"
     assert ctx.ledger.get(ext).results["contact_id"] == str(contact["id"])
