@@ -4,6 +4,9 @@ The sandbox plays the reading; the worker is the pipeline's real Celery worker."
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from decimal import Decimal
 
 import pytest
@@ -187,6 +190,10 @@ def test_workers_refuse_to_start_without_custom_field_filtering(ctx, play, setti
     result = probe(cli_env)
     assert result.exit_code == 3 and "FAIL  reading custom_field_filter" in result.output
     assert any("refuses to filter orders by a custom field" in p for p in readiness_problems(settings))
+    worker = subprocess.run([sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-Q", "x"],
+                            env={**os.environ, **cli_env, "REQUIRE_PERSISTENT_REDIS": "false"},
+                            capture_output=True, text=True, timeout=60)
+    assert worker.returncode == 78 and "refuses to filter orders by a custom field" in worker.stderr
     play()
     assert probe(cli_env).exit_code == 0
     assert not any("custom field" in p for p in readiness_problems(settings))
