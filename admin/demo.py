@@ -126,6 +126,18 @@ def worker_answers(proc: subprocess.Popen, timeout: float = 60.0) -> bool:
     return False
 
 
+def _probe(settings) -> int:
+    """`doctor --probe` against the demo's sandbox; returns the Keap calls it took (not counted as the import's)."""
+    from admin.doctor import Report
+    from admin.probe import run as probe
+    from worker.context import build_context
+
+    ctx = build_context(settings)
+    probe(ctx, Report())
+    print(f"doctor --probe: {ctx.keap.calls} Keap calls, the findings stored for the worker")
+    return ctx.keap.calls
+
+
 def run_demo(orders: Path | None = None) -> int:
     from sandbox.server import Sandbox
     from worker.app import configure
@@ -148,11 +160,12 @@ def run_demo(orders: Path | None = None) -> int:
         if not worker_answers(worker):
             print("demo: the worker did not start (see its message above)")
             return 1
+        probed = _probe(settings)  # as an operator runs `keap-orders doctor --probe` before a backfill
         started = time.monotonic()
         progress = Backfill(Producer(settings), window=50).run(orders, wait=True)
         elapsed = time.monotonic() - started
         stats = sb.stats()
-        calls = stats["total"]
+        calls = stats["total"] - probed
         imported = progress.done
         print(progress.summary(waited=True))
         print(f"Keap calls:     {calls} ({stats['throttled_429']} answered 429)")

@@ -15,9 +15,10 @@ from producers.sources.base import ReadOptions
 from worker.contract import Order
 
 HOW = ("counted as the steps make them, at most: per order the contact looked up and created the first time its "
-       "email appears in the file (2; 1 if Keap already has it), the order with its items and custom fields (1), "
-       "1 per payment, 1 per subscription (+1 invoice when it starts today, +2 when the customer has the plan "
-       "already); per file 1 per distinct SKU, 1 read of the order (and subscription) custom fields and 1 per "
+       "email appears in the file (2, +1 for its address and phones until `doctor --probe` found Keap's email search "
+       "ignores case; 1 if Keap already has it), the order with its items and custom fields (1), 1 per payment "
+       "(+1 to confirm a stored-card charge), 1 per subscription (+1 invoice when it starts today, +2 when the "
+       "customer has the plan already); per file 1 per distinct SKU, 1 read of the order (and subscription) custom fields and 1 per "
        "label to create")
 
 
@@ -39,12 +40,15 @@ class Estimate:
 
     def add(self, order: Order, today) -> None:
         self.orders += 1
-        calls = 1 + len(order.payments)  # the order (items, custom fields inline) and each payment
+        # the order (items, custom fields inline) and each payment; a charge is confirmed in the payment list
+        calls = 1 + len(order.payments) + sum(bool(p.charge_payment_method_id) for p in order.payments)
         email = order.customer.email.strip().lower()
         if email not in self._emails:  # afterwards the worker's cache knows the contact
             self._emails.add(email)
             self.customers += 1
-            calls += 2
+            who = order.customer
+            # unprobed, a new contact's lists follow its create in a PATCH (worker/steps/resolve.py)
+            calls += 2 + bool(who.phone or who.company or who.billing_address or who.shipping_address)
         for sub in order.subscriptions:
             calls += 1 + (sub.start_date is None or sub.start_date <= today)
             plan = (email, sub.sku, sub.billing_cycle)

@@ -5,6 +5,7 @@ import argparse
 import json
 
 from sandbox.auth import API_KEY
+from sandbox.readings import READINGS, parse_readings
 from sandbox.server import run
 
 
@@ -27,11 +28,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=None, help="seed for reproducible faults")
     parser.add_argument("--data", default=None, help="seed data JSON file (default: sandbox/seed.json)")
     parser.add_argument("--token-ttl", type=int, default=86400, help="OAuth access token lifetime in seconds")
+    parser.add_argument("--reading", default=None, help="other readings of undocumented behaviour, comma-separated: "
+                        + ", ".join(READINGS))
     args = parser.parse_args(argv)
+    try:
+        parse_readings(args.reading)
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.data:
         json.load(open(args.data, encoding="utf-8"))  # fail fast with a clear JSON error
     run(host=args.host, port=args.port, api_key=args.api_key, limits=args.limits, latency_ms=args.latency_ms,
-        seed=args.seed, data=args.data, token_lifetime=args.token_ttl, tenant_limits=args.tenant_limits)
+        seed=args.seed, data=args.data, token_lifetime=args.token_ttl, tenant_limits=args.tenant_limits,
+        readings=args.reading)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ import random
 import threading
 from dataclasses import dataclass, field
 
+from sandbox.readings import parse_readings
+
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ERROR_STATUSES = (500, 502, 503)
 
@@ -20,7 +22,7 @@ class FaultConfig:
     burst_429: int = 0
     routes: list[str] | None = None
     decline_rate: float = 0.0  # stored-card charges the card issuer declines (201, DECLINED, a FAILED payment)
-    billing_amount_in_cents: bool = False  # Keap reads a subscription's billing_amount as cents (spec: ambiguous)
+    readings: list[str] = field(default_factory=list)  # other readings of what Keap leaves undocumented
 
     @classmethod
     def from_dict(cls, data: dict) -> "FaultConfig":
@@ -47,8 +49,7 @@ class FaultConfig:
                 raise ValueError(f"{name} must be a fraction between 0 and 1")
         if not isinstance(self.stall_seconds, (int, float)) or self.stall_seconds < 0:
             raise ValueError("stall_seconds must be a number >= 0 (0 drops the connection at once)")
-        if not isinstance(self.billing_amount_in_cents, bool):
-            raise ValueError("billing_amount_in_cents must be true or false")
+        self.readings = sorted(parse_readings(self.readings))
         if not isinstance(self.burst_429, int) or self.burst_429 < 0:
             raise ValueError("burst_429 must be an integer >= 0")
         if self.routes is not None and not (
@@ -117,6 +118,10 @@ class Faults:
                     and self._random.random() < self.config.error_rate:
                 return self._random.choice(ERROR_STATUSES)
             return None
+
+    def reading(self, name: str) -> bool:
+        """Whether the sandbox plays this reading now (see sandbox/readings.py)."""
+        return name in self.config.readings
 
     def declined(self) -> bool:
         with self._lock:

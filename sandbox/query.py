@@ -32,6 +32,7 @@ class Field:
     get: Callable[[Any], Any]
     ops: frozenset = frozenset({"=="})
     wildcard: bool = False
+    case_sensitive: bool = False  # text fields compare ignoring case unless this is set (a reading)
 
 
 EQ_CMP = frozenset({"==", "!=", ">", "<", ">=", "<="})
@@ -60,10 +61,11 @@ def _matches(field: Field, name: str, op: str, wanted: str, actual) -> bool:
     if actual is None:
         return False
     if field.kind == "text":
-        text = str(actual).lower()
+        fold = (lambda v: v) if field.case_sensitive else str.lower  # noqa: E731
+        text = fold(str(actual))
         if field.wildcard and wanted.endswith("*"):
-            return text.startswith(wanted[:-1].lower())
-        return text == wanted.lower()
+            return text.startswith(fold(wanted[:-1]))
+        return text == fold(wanted)
     if field.kind == "ids":
         return str(actual) in {part.strip() for part in wanted.split(",")}
     if field.kind == "bool":

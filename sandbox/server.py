@@ -18,6 +18,7 @@ from sandbox.admin import ADMIN_PREFIX, admin_answer
 from sandbox.auth import API_KEY, AUTHORIZE_PATH, OAuth, TokenError
 from sandbox.faults import FaultConfig, Faults
 from sandbox.limits import THROTTLED_BODY, Limits, RateLimiter
+from sandbox.readings import READINGS, parse_readings
 from sandbox.routes import route_table
 from sandbox.spec import load_spec
 from sandbox.store import ApiError, Store, load_seed
@@ -51,15 +52,18 @@ class Sandbox:
                  limits: str | None = "oauth", latency_ms: float | list = 0, seed: int | None = None,
                  data: str | Path | dict | None = None, token_lifetime: int = 86400, record: bool = False, *,
                  faults: dict | None = None, clock: Callable[[], float] = time.time,
-                 spec_path: str | Path | None = None, tenant_limits: str | None = "tenant"):
+                 spec_path: str | Path | None = None, tenant_limits: str | None = "tenant",
+                 readings: list[str] | str | None = None):
         self.host, self.port, self.api_key, self.record = host, port, api_key, record
         self.limits_text = limits or "off"
         self.spec = load_spec(spec_path)
         self.clock = clock
-        self.store = Store(load_seed(data), clock)
+        readings = sorted(parse_readings(readings))
+        self.faults = Faults(seed, FaultConfig.from_dict({"latency_ms": latency_ms, "readings": readings,
+                                                          **(faults or {})}))
+        self.store = Store(load_seed(data), clock, self.faults.reading)
         # Credential limits (`limits`) and the account's (`tenant_limits`, Keap's 10,000/min + 250,000/day).
         self.limiter = RateLimiter(Limits.parse(limits), clock, Limits.parse(tenant_limits))
-        self.faults = Faults(seed, FaultConfig.from_dict({"latency_ms": latency_ms, **(faults or {})}))
         self.oauth = OAuth(clock, token_lifetime)
         self.exchanges: list[dict] = []
         self._stats_lock = threading.Lock()
@@ -348,7 +352,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 def run(host: str = "127.0.0.1", port: int = 8700, api_key: str = API_KEY, limits: str = "oauth",
         latency_ms: float | list = 0, seed: int | None = None, data: str | None = None,
-        token_lifetime: int = 86400, tenant_limits: str = "tenant") -> None:
+        token_lifetime: int = 86400, tenant_limits: str = "tenant", readings: str | None = None) -> None:
     """Serve until SIGINT/SIGTERM, printing how to connect."""
     # Handler threads take turns on the GIL; a short switch interval keeps the time a call is counted at (its
     # rate-limit clock) close to its arrival while other threads validate bodies.
@@ -357,7 +361,8 @@ def run(host: str = "127.0.0.1", port: int = 8700, api_key: str = API_KEY, limit
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     sandbox = Sandbox(host=host, port=port, api_key=api_key, limits=limits, latency_ms=latency_ms, seed=seed,
-                      data=data, token_lifetime=token_lifetime, tenant_limits=tenant_limits).start()
+                      data=data, token_lifetime=token_lifetime, tenant_limits=tenant_limits,
+                      readings=readings).start()
     client = sandbox.oauth_client
     print(f"Keap sandbox base URL: {sandbox.base_url}  (REST: {sandbox.base_url}/rest/v2/..., "
           f"token: {sandbox.url}/token)", flush=True)
@@ -369,6 +374,9 @@ def run(host: str = "127.0.0.1", port: int = 8700, api_key: str = API_KEY, limit
     print(f"Limits: {limits}" + (f" ({Limits.parse(limits).describe()})" if Limits.parse(limits) else "")
           + f"; account: {tenant_limits}"
           + (f" ({Limits.parse(tenant_limits).describe()})" if Limits.parse(tenant_limits) else ""), flush=True)
+    played = sandbox.faults.config.readings
+    print("Readings: " + ("; ".join(f"{name} ({READINGS[name]})" for name in played) if played else
+                          "the defaults (docs/sandbox.md#faults-and-readings)"), flush=True)
     print(f"Admin: {sandbox.url}{ADMIN_PREFIX}stats | reset | revoke | faults", flush=True)
     try:
         stop.wait()

@@ -18,6 +18,7 @@ from kombu import Exchange, Queue
 from worker import context, pipeline
 from worker.ops import logs, metrics, sentry
 from worker.settings import Settings, get_settings
+from worker.steps import readings
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ def readiness_problems(settings: Settings) -> list[str]:
         client.ping()
     except redis.RedisError as exc:
         return problems + [f"Redis at REDIS_URL does not answer ({type(exc).__name__}); start it or fix REDIS_URL"]
+    problems += readings.start_problems(context.ledger(settings, client))
     try:
         policy = client.config_get("maxmemory-policy").get("maxmemory-policy")
         persistence = client.config_get("appendonly").get("appendonly") == "yes" or bool(

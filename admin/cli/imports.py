@@ -14,6 +14,7 @@ from admin.cli import base, jobs
 from admin.cli.base import EXIT_ERROR, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID_ROWS, EXIT_KEAP, EXIT_OK
 from admin.doctor import Report, check_account, check_file, limits_lines
 from admin.estimate import estimate_file, plan
+from admin.probe import run as probe_account
 from admin.verify import verify_file
 from producers import backfill as bf
 from producers.sources import FORMATS
@@ -177,7 +178,11 @@ def _print_estimate(file: Path, fmt: str | None, options) -> None:
 @click.command(epilog="\b\nExamples:\n  keap-orders doctor\n  keap-orders doctor orders_export.csv")
 @click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @read_options
-def doctor(file, fmt, encoding, id_prefix, store_timezone) -> None:
+@click.option("--probe", is_flag=True, help="Also find out how the account reads what Keap leaves undocumented "
+              "(one draft order, deleted at once; docs/probe.md) and store it for the workers.")
+@click.option("--promo-code", default=None, help="With --probe: a promo code of the account, to learn whether Keap "
+                                                 "applies it beside discount lines.")
+def doctor(file, fmt, encoding, id_prefix, store_timezone, probe, promo_code) -> None:
     """Read-only checks before a backfill: the credential and its limits, the external-id fields, and with FILE
     every order, SKU, plan and payment method, and the calls and days it will take.
 
@@ -190,6 +195,8 @@ def doctor(file, fmt, encoding, id_prefix, store_timezone) -> None:
         _warn_about(file, fmt, options)
     ctx = base.keap_context()
     usable = check_account(ctx, settings, report, _limits_now())
+    if usable and probe:
+        probe_account(ctx, report, promo_code)
     if usable and file is not None:
         check_file(file, fmt, ctx, settings, options, report, sys.stdout)
     for verdict, check, detail in report.lines:

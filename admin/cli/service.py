@@ -22,13 +22,19 @@ from worker.ops import metrics as found
 @click.option("--seed", default=None, type=int, help="Seed for reproducible faults.")
 @click.option("--data", default=None, type=click.Path(exists=True, dir_okay=False), help="Seed data JSON file.")
 @click.option("--token-ttl", default=86400, show_default=True, type=int, help="OAuth access token lifetime (s).")
-def sandbox(host, port, api_key, limits, latency_ms, seed, data, token_ttl) -> None:
+@click.option("--reading", default=None, help="Other readings of what Keap leaves undocumented, comma-separated "
+                                              "(docs/sandbox.md#faults-and-readings), e.g. billing-cents,no-notes.")
+def sandbox(host, port, api_key, limits, latency_ms, seed, data, token_ttl, reading) -> None:
     """Run the local Keap sandbox until interrupted."""
     run = _sandbox_module("server").run
+    try:
+        _sandbox_module("readings").parse_readings(reading)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--reading") from None
 
     key = {"api_key": api_key} if api_key else {}
     run(host=host, port=port, limits=limits, latency_ms=latency_ms, seed=seed, data=data, token_lifetime=token_ttl,
-        **key)
+        readings=reading, **key)
 
 
 @click.command(epilog="\b\nExamples:\n  keap-orders demo\n  keap-orders demo --orders examples/shopify_orders_export.csv")

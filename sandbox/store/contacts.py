@@ -91,7 +91,7 @@ class Contacts(Core):
 
     def _contact_fields(self) -> dict[str, Field]:
         emails = lambda c: [e.get("email") for e in c.get("email_addresses", [])]  # noqa: E731
-        return {"email": Field("text", emails, wildcard=True),
+        return {"email": Field("text", emails, wildcard=True, case_sensitive=self.reading("email-case-sensitive")),
                 "given_name": Field("text", lambda c: c.get("given_name"), wildcard=True),
                 "family_name": Field("text", lambda c: c.get("family_name"), wildcard=True),
                 "ids": Field("ids", lambda c: c["id"]),

@@ -37,9 +37,8 @@ class Orders(Contacts, Products, CustomFields):
         if body["quantity"] < 1:
             raise ApiError(400, f"Invalid {where}quantity: must be greater than or equal to 1")
         product, plan = None, None
-        if item_type in PRODUCT_TYPES:
-            if not body.get("product_id"):
-                raise ApiError(400, f"Missing {where}product_id: required for item_type {item_type}")
+        if not body.get("product_id") and (item_type in PRODUCT_TYPES or self.reading("no-productless-lines")):
+            raise ApiError(400, f"Missing {where}product_id: required for item_type {item_type}")
         if body.get("product_id"):
             product = self.products.get(str(body["product_id"]))
             if product is None:
@@ -66,7 +65,11 @@ class Orders(Contacts, Products, CustomFields):
                 **{k: body[k] for k in ("description", "notes", "subscription_plan_description") if k in body}}
 
     def _promo_discounts(self, codes: list[str], items: list[dict]) -> list[dict]:
-        """Keap applies a known promo code's discount to the order it is given with (assumption; see seed.json)."""
+        """Keap applies a known promo code's discount to the order it is given with (assumption; see seed.json),
+        unless the order has explicit DISCOUNT lines (then the codes are ignored; the promo-applied reading adds
+        them on top)."""
+        if any(i["item_type"] in DISCOUNT_TYPES for i in items) and not self.reading("promo-applied"):
+            return []
         products = sum(i["price_cents"] * i["quantity"] for i in items if i["item_type"] == "PRODUCT")
         return [{"id": self._new_id("item"), "item_type": "DISCOUNT_ORDER_TOTAL", "name": f"Promo {code}",
                  "quantity": 1, "price_cents": products * self.promo_codes[code.upper()] // 100, "cost_cents": 0,
@@ -210,5 +213,7 @@ class Orders(Contacts, Products, CustomFields):
         with self.lock:
             page, token = self._list(self.orders.values(), query, self._order_fields(), {
                 "id": lambda o: int(o["id"]), "order_time": lambda o: o.get("order_time") or "",
-                "modification_time": lambda o: o["modification_time"]}, custom=lambda name: self._custom_field("ORDER", name))
+                "modification_time": lambda o: o["modification_time"]},
+                custom=None if self.reading("no-custom-field-filter")
+                else lambda name: self._custom_field("ORDER", name))
             return self._page("orders", [self.order_view(o) for o in page], token)

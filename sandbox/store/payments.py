@@ -1,7 +1,8 @@
-"""Payments on an order's invoice: a charge to a saved card or a manual payment type, and the invoice's payments."""
+"""Payments on an order's invoice: a charge to a saved card or a manual payment type, the invoice's payments, and
+the account's sales transactions (one per payment: CAPTURE for a charge, MANUAL for a recorded payment)."""
 from __future__ import annotations
 
-from sandbox.query import CMP, Field
+from sandbox.query import CMP, EQ_CMP, Field
 from sandbox.store.core import ApiError, cents, dollars, iso
 from sandbox.store.orders import Orders
 
@@ -27,7 +28,7 @@ class Payments(Orders):
                 if amount <= 0:
                     raise ApiError(400, "Invalid payment_amount: must be greater than 0 when charging a "
                                         "payment_method_id")
-                status = "DECLINED" if declined else "APPROVED"
+                status = ("Do Not Honor" if self.reading("decline-words") else "DECLINED") if declined else "APPROVED"
             else:
                 if method_type not in self.payment_types:
                     raise ApiError(400, f"Invalid payment_method_type {method_type!r}: must exactly match a "
@@ -41,7 +42,8 @@ class Payments(Orders):
                                     f"{dollars(due):.2f} of order {order_id}")
             now = iso(self.now())
             payment = {"id": self._new_id("invoice_payment"), "payment_id": self._new_id("payment"),
-                       "amount_cents": amount, "pay_status": "FAILED" if status == "DECLINED" else status, "pay_time": body.get("payment_time") or now,
+                       "amount_cents": amount, "pay_status": "FAILED" if method_id and declined else status,
+                       "pay_time": body.get("payment_time") or now,
                        "last_updated_time": now, "skip_commission": not body["apply_to_commissions"],
                        "note": body.get("notes"), "method_id": method_id, "method_type": method_type,
                        **{k: v for k, v in body.items() if k.startswith("external_")}}
@@ -53,13 +55,12 @@ class Payments(Orders):
                 result["transaction_id"] = f"txn-{payment['payment_id']}"
             return result
 
-    @staticmethod
-    def payment_view(order: dict, payment: dict) -> dict:
+    def payment_view(self, order: dict, payment: dict) -> dict:
         view = {"id": payment["id"], "amount": dollars(payment["amount_cents"]), "invoice_id": order["invoice_id"],
                 "payment_id": payment["payment_id"], "pay_time": payment["pay_time"],
                 "pay_status": payment["pay_status"], "last_updated_time": payment["last_updated_time"],
                 "skip_commission": payment["skip_commission"]}
-        if payment.get("note") is not None:
+        if payment.get("note") is not None and not self.reading("no-notes"):
             view["note"] = payment["note"]
         return view
 
@@ -76,3 +77,35 @@ class Payments(Orders):
                 {k: (lambda p, k=k: p.get(k)) for k in ("invoice_id", "payment_id", "amount", "pay_time",
                                                          "pay_status", "skip_commission", "last_updated_time")})
             return self._page("invoice_order_payments", page, token)
+
+    def transaction_view(self, order: dict, payment: dict) -> dict:
+        charged = bool(payment["method_id"])
+        ok = payment["pay_status"] != "FAILED"
+        contact = self.contacts.get(order["contact_id"], {})
+        view = {"amount": dollars(payment["amount_cents"]), "status": "APPROVED" if ok else "FAILED",
+                "order_ids": [order["id"]], "contact_id": order["contact_id"],
+                "contact": {"id": order["contact_id"], **{k: contact[k] for k in ("given_name", "family_name")
+                                                          if contact.get(k)}},
+                "transaction_method": "CAPTURE" if charged else "MANUAL", "transaction_time": payment["pay_time"],
+                "payment_id": payment["payment_id"], "is_successful": ok}
+        if charged:
+            view["external_reference_id"] = f"txn-{payment['payment_id']}"
+        if not ok:
+            view["error_details"] = "Do Not Honor" if self.reading("decline-words") else "DECLINED"
+        return view
+
+    def list_transactions(self, query: dict) -> dict:
+        with self.lock:
+            views = [self.transaction_view(o, p) for o in self.orders.values() for p in o["payments"]]
+            page, token = self._list(views, query, {
+                "amount": Field("number", lambda t: t["amount"], ops=EQ_CMP),
+                "order_id": Field("id", lambda t: t["order_ids"]),
+                "contact_id": Field("id", lambda t: t["contact_id"]),
+                "since_time": Field("since", lambda t: t["transaction_time"]),
+                "until_time": Field("until", lambda t: t["transaction_time"]),
+                "status": Field("text", lambda t: t["status"]),
+                "transaction_method": Field("text", lambda t: t["transaction_method"]),
+                "is_successful": Field("bool", lambda t: t["is_successful"])},
+                {"amount": lambda t: t["amount"], "transaction_time": lambda t: t["transaction_time"],
+                 "contact_id": lambda t: int(t["contact_id"])}, id_key="payment_id")
+            return self._page("transactions", page, token)

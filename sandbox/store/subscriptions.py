@@ -29,7 +29,7 @@ class Subscriptions(Orders):
     def _load_subscriptions(self, seed: dict) -> None:
         self.subscriptions: dict[str, dict] = {}
 
-    def create_subscription(self, body: dict, amount_in_cents: bool = False) -> dict:
+    def create_subscription(self, body: dict) -> dict:
         with self.lock:
             contact = self._contact_ref(body["contact_id"])
             found = self.plans.get(str(body["subscription_plan_id"]))
@@ -65,8 +65,9 @@ class Subscriptions(Orders):
             subscription = {
                 "id": self._new_id("subscription"), "contact_id": contact["id"], "product_id": product_id,
                 "subscription_plan_id": plan["id"], "quantity": body.get("quantity", 1), "active": active,
-                "billing_amount": (body["billing_amount"] / (100 if amount_in_cents else 1) if "billing_amount" in body
-                                   else dollars(plan["price_cents"])),
+                # Held in currency units; the billing-cents reading reads (and answers) it in cents.
+                "billing_amount": (body["billing_amount"] / (100 if self.reading("billing-cents") else 1)
+                                   if "billing_amount" in body else dollars(plan["price_cents"])),
                 "auto_charge": auto_charge, "billing_cycle": CYCLES[plan["billing_cycle"]],
                 "billing_frequency": plan.get("billing_frequency", 1), "start_date": start.isoformat(),
                 "next_bill_date": start.isoformat(), "allow_tax": body.get("allow_tax", False),
@@ -81,10 +82,13 @@ class Subscriptions(Orders):
             self.subscriptions[subscription["id"]] = subscription
             return self.subscription_view(subscription)
 
-    @staticmethod
-    def subscription_view(subscription: dict) -> dict:
+    def subscription_view(self, subscription: dict, listed: bool = False) -> dict:
         view = copy.deepcopy(subscription)
         view["custom_fields"] = [{"id": k, "content": v} for k, v in subscription["custom_fields"].items()]
+        if self.reading("billing-cents"):
+            view["billing_amount"] = round(subscription["billing_amount"] * 100)
+        if listed and self.reading("no-subscription-fields"):
+            del view["custom_fields"]
         return view
 
     def get_subscription(self, subscription_id: str) -> dict:
@@ -104,7 +108,7 @@ class Subscriptions(Orders):
                  "subscription_plan_id": lambda s: int(s["subscription_plan_id"]),
                  "modification_time": lambda s: s["modification_time"]},
                 custom=lambda name: self._custom_field("SUBSCRIPTION", name))
-            return self._page("subscriptions", [self.subscription_view(s) for s in page], token)
+            return self._page("subscriptions", [self.subscription_view(s, listed=True) for s in page], token)
 
     def invoice_subscription(self, subscription_id: str) -> dict:
         """Bill every due cycle (one order each) and return the most recent order."""

@@ -181,12 +181,20 @@ def test_an_order_whose_keap_total_differs_is_stopped_before_any_payment(ctx, pr
 
 
 def test_a_subscription_billed_another_amount_stops_the_order(ctx, producer, faults, ext):
-    faults(billing_amount_in_cents=True)
-    producer.enqueue_order(typical_order(ext, subscriptions=[{"sku": "COFFEE-CLUB", "billing_cycle": "MONTHLY",
-                                                               "billing_amount": "25.00"}]))
-    assert wait_until_finished(ctx.ledger, [ext])[ext] == "failed"
+    from worker.steps import readings
+
+    # The probe said currency units, Keap reads cents: the read-back agrees (20 for 20.00), the first invoice's
+    # total (a CurrencyValue, unambiguous) does not, and the order stops there.
+    faults(readings=["billing-cents"])
+    readings.store(ctx.ledger, {"billing_amount_unit": "currency"})
+    try:
+        producer.enqueue_order(typical_order(ext, subscriptions=[{"sku": "COFFEE-CLUB", "billing_cycle": "MONTHLY",
+                                                                   "billing_amount": "20.00"}]))
+        assert wait_until_finished(ctx.ledger, [ext])[ext] == "failed"
+    finally:
+        readings.store(ctx.ledger, {"billing_amount_unit": None})
     error = ctx.ledger.get(ext).error
-    assert "bills 0.25, the order says 25.00" in error and "correct the billing amount" in error
+    assert "for 0.20 (Keap order" in error and "the order says 20.00" in error and "billing amount" in error
 
 
 def test_a_declined_card_is_a_failure_not_a_payment(ctx, producer, faults, ext):

@@ -24,6 +24,7 @@ from worker.keap.orders import Orders
 from worker.keap.products import Products
 from worker.keap.quota import RateLimits
 from worker.keap.subscriptions import Subscriptions
+from worker.keap.transactions import Transactions
 from worker.keap.wire import to_wire
 
 log = logging.getLogger(__name__)
@@ -49,15 +50,17 @@ class KeapClient:
         self.products = Products(self)
         self.orders = Orders(self)
         self.subscriptions = Subscriptions(self)
+        self.transactions = Transactions(self)
 
     def __repr__(self) -> str:
         return f"KeapClient({self.base_url!r}, auth={self.auth!r})"
 
     def request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None,
-                path_params: Mapping[str, Any] | None = None) -> Any:
+                path_params: Mapping[str, Any] | None = None, with_status: bool = False) -> Any:
         """Send one call; `path` is relative to /rest (e.g. "/v2/orders/{order_id}", filled from path_params).
 
-        Returns the parsed JSON (None for an empty answer); raises a KeapError for anything but a 2xx.
+        Returns the parsed JSON (None for an empty answer), or (HTTP status, JSON) `with_status`; raises a
+        KeapError for anything but a 2xx.
         """
         method = method.upper()
         url = self.base_url + "/rest" + path.format(
@@ -85,7 +88,7 @@ class KeapClient:
             error = KeapOutcomeUnknown if method in WRITE_METHODS else KeapTransientError
             raise error(f"Keap answered {method} {path} with HTTP {response.status_code} and a body that is not "
                         "JSON", status=response.status_code, limits=limits, body=body)
-        return body
+        return (response.status_code, body) if with_status else body
 
     def _send(self, method: str, path: str, url: str, query: dict, data: bytes | None,
               headers: dict) -> requests.Response:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import logging
 
 from worker.contract import Order
-from worker.keap import money
-from worker.steps import lookups, payloads, resolve
+from worker.keap import KeapValidationError, money
+from worker.steps import lookups, payloads, readings, resolve
 from worker.steps.base import OrderRejected, Results, StepContext, load, write_once
 
 log = logging.getLogger(__name__)
@@ -14,6 +14,9 @@ log = logging.getLogger(__name__)
 def run(ctx: StepContext, external_id: str) -> None:
     state, order = load(ctx, external_id)
     if "order_id" not in state.results:
+        productless = [i for i, item in enumerate(order.items) if item.type != "PRODUCT"]
+        if productless and readings.get(ctx.ledger, "productless_lines") == "refused":
+            raise OrderRejected(_productless(order, productless, "`keap-orders doctor --probe` found that"))
         contact_id = state.results.get("contact_id") or resolve.contact_id(ctx, order)
         product_ids = resolve.product_ids(ctx, order)
         fields = resolve.order_fields(ctx, order, [ctx.external_id_label, *order.custom_fields])
@@ -27,9 +30,27 @@ def run(ctx: StepContext, external_id: str) -> None:
         body = payloads.order_body(order, contact_id, product_ids, values)
         write_once(ctx, state, "order_id",
                    find=lambda: _find(ctx, order, id_field, contact_id),
-                   write=lambda: _created(order, ctx.keap.orders.create(body)))
+                   write=lambda: _created(order, _create(ctx, order, body, productless)))
         log.info("order %s: Keap order %s", external_id, state.results["order_id"])
     lookups.check_total(ctx, state, order)
+
+
+def _create(ctx: StepContext, order: Order, body: dict, productless: list[int]) -> dict:
+    try:
+        created = ctx.keap.orders.create(body)
+    except KeapValidationError as exc:
+        if productless and "product" in exc.message.lower():
+            raise OrderRejected(_productless(order, productless, f"Keap answered ({exc.message}):")) from exc
+        raise
+    # Without a total in the answer the total check would have nothing to compare: read the order.
+    return created if created.get("total") else ctx.keap.orders.get(created["id"])
+
+
+def _productless(order: Order, lines: list[int], why: str) -> str:
+    return (f"order {order.external_id}: items{lines}: {why} this Keap account refuses order lines without a "
+            f"product (SHIPPING, TAX, FEE, DISCOUNT); nothing was created. Import the order without those lines "
+            f"(or ask Keap to accept them and run `keap-orders doctor --probe` again), then run "
+            f"`keap-orders retry {order.external_id}`")
 
 
 def _find(ctx: StepContext, order: Order, id_field: dict[str, str], contact_id: str) -> Results | None:

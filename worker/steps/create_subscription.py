@@ -10,8 +10,8 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 from worker.contract import Order
-from worker.keap import KeapValidationError
-from worker.steps import payloads, resolve
+from worker.keap import KeapValidationError, money
+from worker.steps import payloads, readings, resolve
 from worker.steps.base import OrderRejected, Results, StepContext, load, write_once
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,8 @@ def run(ctx: StepContext, external_id: str) -> None:
         contact_id = state.results.get("contact_id") or resolve.contact_id(ctx, order)
         field = resolve.custom_fields(ctx, order, "subscriptions", [ctx.external_id_label])[ctx.external_id_label]
         for i in range(len(subs)):
+            if f"subscription:{i}" in state.results:
+                continue
             plan_id = resolve.plan_id(ctx, order, i)
             write_once(ctx, state, f"subscription:{i}",
                        find=lambda i=i, plan_id=plan_id: _find(ctx, order, i, contact_id, plan_id, field),
@@ -35,11 +37,25 @@ def run(ctx: StepContext, external_id: str) -> None:
         # Invoicing is a separate, repeatable call (Keap answers 400 once nothing is due), so it is done after the
         # subscription id is safely recorded.
         if f"invoice:{i}" not in state.results and _due(sub):
-            ctx.ledger.record(external_id, {f"invoice:{i}": _invoice(ctx, external_id, state.results[f"subscription:{i}"])})
+            invoice = _invoice(ctx, external_id, state.results[f"subscription:{i}"])
+            ctx.ledger.record(external_id, {f"invoice:{i}": str((invoice or {}).get("id", "none"))})
+            _check_invoice(order, i, invoice, state.results[f"subscription:{i}"], _expected(ctx, order, i))
 
 
 def _create(ctx: StepContext, order: Order, i: int, contact_id: str, plan_id: str, field: dict) -> Results:
     body = payloads.subscription_body(order.subscriptions[i], contact_id, plan_id)
+    want, price, unit = _expected(ctx, order, i), _plan_price(ctx, order, i), _unit(ctx)
+    if want == price:
+        body.pop("billing_amount")  # Keap's default is the plan price: no unit to get wrong
+    elif unit == "cents":
+        body["billing_amount"] = int(want * 100)
+    elif unit is None:
+        raise OrderRejected(
+            f"order {order.external_id}: subscriptions[{i}].billing_amount: {want} is not the plan's price "
+            f"({price}), and Keap does not document whether billing_amount is in currency units or cents; run "
+            f"`keap-orders doctor --probe` to find out how this account reads it, then run "
+            f"`keap-orders retry {order.external_id}` (nothing was created for this subscription)"
+        )
     body["custom_fields"] = [{"id": field["id"], "content": order.external_id}]
     try:
         created = ctx.keap.subscriptions.create(body)
@@ -57,12 +73,22 @@ def _create(ctx: StepContext, order: Order, i: int, contact_id: str, plan_id: st
         log.info("order %s: the customer has plan %s from another order; creating this order's own",
                  order.external_id, plan_id)
         created = ctx.keap.subscriptions.create({**body, "allow_duplicate": True})
-    return {f"subscription:{i}": str(created["id"]), f"subamount:{i}": str(created.get("billing_amount", ""))}
+    return {f"subscription:{i}": str(created["id"]), f"subamount:{i}": _billed(ctx, order, i, created)}
 
 
 def _find(ctx: StepContext, order: Order, i: int, contact_id: str, plan_id: str, field: dict) -> Results | None:
     """This order's subscription to the plan: same contact and plan, and this order's external id, exactly."""
     found = ctx.keap.subscriptions.find(contact_id=contact_id, subscription_plan_id=plan_id)
+    # A list without custom fields cannot tell this order's subscription from another's: read each one.
+    found = [s if "custom_fields" in s else ctx.keap.subscriptions.get(s["id"]) for s in found]
+    blind = [str(s["id"]) for s in found if "custom_fields" not in s]
+    if blind:
+        raise OrderRejected(
+            f"order {order.external_id}: subscriptions[{i}]: Keap returns subscription(s) {', '.join(blind)} of plan "
+            f"{plan_id} for this customer without custom fields, so it cannot be told whether one is this order's "
+            f"(an earlier answer was lost). Check in Keap: if one is, write {order.external_id} into its "
+            f"{ctx.external_id_label!r} field; then run `keap-orders retry {order.external_id}`"
+        )
     mine = [s for s in found if any(str(cf.get("id")) == field["id"] and cf.get("content") == order.external_id
                                     for cf in s.get("custom_fields") or [])]
     if len(mine) > 1:
@@ -73,19 +99,45 @@ def _find(ctx: StepContext, order: Order, i: int, contact_id: str, plan_id: str,
         )
     if not mine:
         return None
-    return {f"subscription:{i}": str(mine[0]["id"]), f"subamount:{i}": str(mine[0].get("billing_amount", ""))}
+    return {f"subscription:{i}": str(mine[0]["id"]), f"subamount:{i}": _billed(ctx, order, i, mine[0])}
+
+
+def _expected(ctx: StepContext, order: Order, i: int) -> Decimal:
+    sub = order.subscriptions[i]
+    return sub.billing_amount if sub.billing_amount is not None else _plan_price(ctx, order, i)
+
+
+def _plan_price(ctx: StepContext, order: Order, i: int) -> Decimal:
+    price = resolve.plan(ctx, order, i).get("plan_price")
+    return money(price) if isinstance(price, dict) else Decimal(str(price or 0))
+
+
+def _unit(ctx: StepContext) -> str | None:
+    return readings.get(ctx.ledger, "billing_amount_unit")
+
+
+def _billed(ctx: StepContext, order: Order, i: int, subscription: dict) -> str:
+    """What Keap says the subscription bills, in currency units. Unprobed, only a subscription at its plan's price
+    was created, and that price in either unit is that price."""
+    raw = subscription.get("billing_amount")
+    if raw is None:
+        return ""
+    value, unit, want = Decimal(str(raw)), _unit(ctx), _expected(ctx, order, i)
+    if unit == "cents" or (unit is None and value != want and value == want * 100):
+        value = value / 100
+    return str(value)
 
 
 def _check_amount(ctx: StepContext, order: Order, results: dict[str, str], i: int) -> None:
-    """The spec does not say whether billing_amount is in cents or currency units: read it back and stop the
-    order on any difference rather than bill a customer 100 times too much or too little."""
-    want = order.subscriptions[i].billing_amount
-    if want is None or results.get(f"subamount:{i}") in (None, "") or Decimal(results[f"subamount:{i}"]) == want:
+    """The spec does not say whether billing_amount is in cents or currency units: read it back (in the unit the
+    probe found) and stop the order on any difference rather than bill a customer 100 times too much or little."""
+    want = _expected(ctx, order, i)
+    if results.get(f"subamount:{i}") in (None, "") or Decimal(results[f"subamount:{i}"]) == want:
         return
     sub_id = results[f"subscription:{i}"]
-    current = ctx.keap.subscriptions.get(sub_id).get("billing_amount")  # an operator may have corrected it
-    ctx.ledger.record(order.external_id, {f"subamount:{i}": str(current)})
-    if current is not None and Decimal(str(current)) == want:
+    current = _billed(ctx, order, i, ctx.keap.subscriptions.get(sub_id))  # an operator may have corrected it
+    ctx.ledger.record(order.external_id, {f"subamount:{i}": current})
+    if current and Decimal(current) == want:
         return
     raise OrderRejected(
         f"order {order.external_id}: subscriptions[{i}]: Keap subscription {sub_id} bills {current}, the order "
@@ -94,14 +146,29 @@ def _check_amount(ctx: StepContext, order: Order, results: dict[str, str], i: in
     )
 
 
-def _invoice(ctx: StepContext, external_id: str, subscription_id: str) -> str:
+def _check_invoice(order: Order, i: int, invoice: dict | None, sub_id: str, amount: Decimal) -> None:
+    """The first invoice's total is unambiguous (a CurrencyValue): it must be the billing amount times the
+    quantity, or nothing more is done for the order."""
+    sub = order.subscriptions[i]
+    if not invoice or not isinstance(invoice.get("total"), dict):
+        return
+    total, want = money(invoice["total"]), amount * sub.quantity
+    if total != want:
+        raise OrderRejected(
+            f"order {order.external_id}: subscriptions[{i}]: Keap invoiced subscription "
+            f"{sub_id} for {total} (Keap order {invoice.get('id')}), the order says {want}; "
+            f"correct the subscription's billing amount and that invoice in Keap, then run "
+            f"`keap-orders retry {order.external_id}`"
+        )
+
+
+def _invoice(ctx: StepContext, external_id: str, subscription_id: str) -> dict | None:
     """Invoice the cycle that is due now; Keap answers 400 when nothing is due, which is not a failure."""
     try:
-        invoice = ctx.keap.subscriptions.invoice(subscription_id)
+        return ctx.keap.subscriptions.invoice(subscription_id)
     except KeapValidationError as exc:
         log.info("order %s: subscription %s not invoiced: %s", external_id, subscription_id, exc.message)
-        return "not-due"
-    return str((invoice or {}).get("id", "none"))
+        return {"id": "not-due"}
 
 
 def _due(sub) -> bool:

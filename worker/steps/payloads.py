@@ -35,6 +35,10 @@ def field_stamp(value: Any) -> str:
     return json.dumps(value, default=str)
 
 
+# What a contact create must not carry to a contact it may land on (Keap replaces them whole): see resolve.py.
+CONTACT_LISTS = ("addresses", "phone_numbers", "company")
+
+
 def contact_body(customer: Customer) -> dict[str, Any]:
     body: dict[str, Any] = {
         "email_addresses": [{"email": customer.email, "field": "EMAIL1"}],
@@ -120,7 +124,11 @@ def order_body(
     product_ids: dict[str, str],
     custom_fields: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    """POST /v2/orders with every item and custom field inline: one call creates the whole order."""
+    """POST /v2/orders with every item and custom field inline: one call creates the whole order.
+
+    Promo codes go only to an order without explicit discount lines: Keap does not say whether it applies them on
+    top of such lines (a double discount), and the lines already carry the discount the store gave."""
+    discounted = any(item.type.startswith("DISCOUNT") for item in order.items)
     return {
         "contact_id": contact_id,
         "order_time": keap_time(order.order_time),
@@ -129,7 +137,7 @@ def order_body(
         "order_items": [item_body(item, product_ids.get(item.sku or "")) for item in order.items],
         "custom_fields": custom_fields,
         "notes": order.notes,
-        "promo_codes": order.promo_codes or None,
+        "promo_codes": None if discounted else order.promo_codes or None,
         "shipping_address": shipping_address(order.customer),
     }
 

@@ -12,16 +12,17 @@ from typing import Any, Iterable
 
 from worker.contract import Order
 from worker.keap import KeapError, KeapOutcomeUnknown
-from worker.steps import payloads
+from worker.steps import payloads, readings
 from worker.steps.base import OrderRejected, Settle, StepContext
 
 log = logging.getLogger(__name__)
 
 
 def contact_id(ctx: StepContext, order: Order) -> str:
-    """The customer's contact: found by email, created only when missing, never overwritten."""
-    email = order.customer.email.strip().lower()
-    key = hashlib.sha256(email.encode()).hexdigest()
+    """The customer's contact: found by email (compared ignoring case), created only when missing, never
+    overwritten: address and phone lists go only to a contact this step created (Keap replaces lists whole)."""
+    email = order.customer.email.strip()
+    key = hashlib.sha256(email.lower().encode()).hexdigest()
     cached = ctx.ledger.cache_get("contacts", key)
     if cached:
         return cached
@@ -30,16 +31,62 @@ def contact_id(ctx: StepContext, order: Order) -> str:
         cached = ctx.ledger.cache_get("contacts", key)
         if cached:
             return cached
-        found = ctx.keap.contacts.find_by_email(email)
+        found = _find_contact(ctx, email)
+        unlisted = ctx.ledger.cache_get("contacts-unlisted", key)
+        if found and str(found["id"]) == unlisted:
+            _add_lists(ctx, order, unlisted, key)  # created by an earlier attempt that stopped before its lists
         if found:
             # An existing contact keeps its data: an old order's address must not replace a newer one.
             cid = str(found["id"])
         else:
-            created = ctx.keap.contacts.create(payloads.contact_body(order.customer), duplicate_option="Email")
-            cid = str(created["id"])
-            log.info("order %s: created contact %s", order.external_id, cid)
+            cid = _create_contact(ctx, order, key)
         ctx.ledger.cache_set("contacts", key, cid)
         return cid
+
+
+def _find_contact(ctx: StepContext, email: str) -> dict | None:
+    """Keap's `email==` may be case-sensitive: unless the probe found it is not, a miss on the lower-case email is
+    tried again with the email as the order spells it (one more call, only for a mixed-case email)."""
+    found = ctx.keap.contacts.find_by_email(email.lower())
+    if found is None and email != email.lower() and readings.get(ctx.ledger, "email_search") != "case-insensitive":
+        found = ctx.keap.contacts.find_by_email(email)
+    return found
+
+
+def _create_contact(ctx: StepContext, order: Order, key: str) -> str:
+    """Create the contact; Keap's duplicate check (by email, ignoring case) may land on a contact our search missed:
+    that is detected by its 200 answer, and only then would lists sent with it have replaced the contact's. So the
+    lists go with the create only where the probe found the search ignores case; otherwise they follow in a PATCH
+    once Keap answered 201 (one more call per new customer with an address, phone or company)."""
+    body = payloads.contact_body(order.customer)
+    trusted = readings.get(ctx.ledger, "email_search") == "case-insensitive"
+    lists = {} if trusted else {k: body.pop(k) for k in payloads.CONTACT_LISTS if k in body}
+    created, contact = ctx.keap.contacts.upsert(body, duplicate_option="Email")
+    cid = str(contact["id"])
+    if not created:
+        ctx.ledger.cache_set("contacts", key, cid)  # it is the customer's contact: later orders use it as found
+        ctx.ledger.record(order.external_id, {"contact_id": cid})
+        sent = "its name, email, addresses and phones" if trusted else "its name and email"
+        raise OrderRejected(
+            f"order {order.external_id}: Keap's email search did not find the customer, but creating the contact "
+            f"updated existing Keap contact {cid} (same email in other letter case): {sent} were set to this "
+            f"order's. Check contact {cid} in Keap and correct it if needed, then run "
+            f"`keap-orders retry {order.external_id}` (it uses contact {cid} and changes nothing more on it)"
+        )
+    log.info("order %s: created contact %s", order.external_id, cid)
+    if lists:
+        ctx.ledger.cache_set("contacts-unlisted", key, cid)
+        _add_lists(ctx, order, cid, key)
+    return cid
+
+
+def _add_lists(ctx: StepContext, order: Order, cid: str, key: str) -> None:
+    """The addresses, phones and company of a contact this step created (a PATCH is safe to repeat)."""
+    body = payloads.contact_body(order.customer)
+    lists = {k: body[k] for k in payloads.CONTACT_LISTS if k in body}
+    if lists:
+        ctx.keap.contacts.update(cid, lists, update_mask=list(lists))
+    ctx.ledger.cache_delete("contacts-unlisted", key)
 
 
 def find_product(ctx: StepContext, sku: str, memo: dict[str, dict | None] | None = None) -> dict[str, Any] | None:
@@ -83,12 +130,17 @@ def product_ids(ctx: StepContext, order: Order) -> dict[str, str]:
 
 
 def plan_id(ctx: StepContext, order: Order, index: int, memo: dict[str, dict | None] | None = None) -> str:
+    return str(plan(ctx, order, index, memo)["id"])
+
+
+def plan(ctx: StepContext, order: Order, index: int, memo: dict[str, dict | None] | None = None) -> dict[str, Any]:
+    """The Keap plan of a subscription (its `id`, and `plan_price` as Keap's CurrencyValue)."""
     sub = order.subscriptions[index]
     field = f"subscriptions[{index}]"
     plans = product(ctx, order, sub.sku, f"{field}.sku", memo)["plans"]
-    for plan in plans:
-        if plan.get("billing_cycle") == sub.billing_cycle and plan.get("active", True):
-            return str(plan["id"])
+    for found in plans:
+        if found.get("billing_cycle") == sub.billing_cycle and found.get("active", True):
+            return found
     cycles = sorted({p.get("billing_cycle") for p in plans if p.get("billing_cycle")}) or ["none"]
     raise OrderRejected(
         f"order {order.external_id}: {field}.billing_cycle: product {sub.sku!r} has no active {sub.billing_cycle} "

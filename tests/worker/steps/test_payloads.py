@@ -68,3 +68,18 @@ def test_item_keys_match_keaps_lines_for_products_by_id_and_other_lines_by_name(
 def test_custom_field_values_keep_decimals_exact():
     values = payloads.custom_field_values({"Weight": "4", "Note": "5"}, {"Weight": Decimal("1.10"), "Note": "x"})
     assert values == [{"id": "4", "content": "1.10"}, {"id": "5", "content": "x"}]
+
+
+def test_promo_codes_never_go_beside_discount_lines():
+    plain = order(promo_codes=["SAVE10"])
+    assert payloads.order_body(plain, "7", {"TSHIRT-M": "3"}, [])["promo_codes"] == ["SAVE10"]
+    discounted = order(promo_codes=["SAVE10"], payments=[], items=[
+        {"sku": "TSHIRT-M", "quantity": 2, "unit_price": "19.90"},
+        {"type": "DISCOUNT", "name": "SAVE10", "unit_price": "3.98"}])
+    assert payloads.order_body(discounted, "7", {"TSHIRT-M": "3"}, [])["promo_codes"] is None
+
+
+def test_the_lists_a_contact_create_holds_back_are_every_list_it_would_replace():
+    body = payloads.contact_body(order().customer)
+    assert set(payloads.CONTACT_LISTS) <= set(body) and not set(body) - set(payloads.CONTACT_LISTS) - {
+        "email_addresses", "given_name", "family_name", "source_type"}
