@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from admin.demo import stop, worker_process
+from admin.demo import stop
 from tests.conftest import SANDBOX_KEY
 from tests.e2e.conftest import in_keap, order
 from tests.e2e.test_liveness import wait_for
@@ -67,6 +67,18 @@ class OwnRedis:
         shutil.copytree(copy, self.directory / "appendonlydir")
 
 
+def fresh_broker_connections() -> None:
+    """Drop this process's broker connections (and producers) to a Redis that went away: the next send connects
+    to the broker configured now."""
+    from kombu import pools
+
+    from worker.app import app
+
+    pools.reset()
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
 @pytest.fixture
 def own_redis(tmp_path):
     (tmp_path / "data").mkdir()
@@ -75,6 +87,7 @@ def own_redis(tmp_path):
     yield server
     if server.proc.poll() is None:
         server.crash()
+    fresh_broker_connections()
 
 
 def test_redis_restarted_from_an_aof_copied_after_the_backfill_was_sent_makes_no_duplicate(fleet, e2e_sandbox,
@@ -97,8 +110,9 @@ def test_redis_restarted_from_an_aof_copied_after_the_backfill_was_sent_makes_no
     assert set(run.ledger.statuses(ids).values()) == {"queued"}  # the ledger forgot every write
     for one in orders:  # the backfill, run again, finds them queued
         run.producer.enqueue_order(one, "backfill")
-    # Not run.worker(): its ping goes through this process's broker connection, which went down with Redis.
-    run._stack.enter_context(worker_process(run.env, name=f"{run.run_id}-after", beat=True))
+    fresh_broker_connections()
+    run.worker("after")
+    run.keeper()
     run.wait(ids, 120)
     assert {ext: (in_keap(e2e_sandbox, ext), subscriptions_in_keap(e2e_sandbox, ext)) for ext in ids} == applied
     assert all(pairs[0][0] == 1 for pairs in applied.values())
