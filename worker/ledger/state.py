@@ -125,3 +125,6 @@ class Gauges:
     orders: dict[str, int]  # by status, every status
     queues: dict[str, int]  # messages waiting per Celery queue
     overdue: int  # active orders the keeper should have looked at over a minute ago
+    audits_due: int = 0  # orders whose writes were uncertain, waiting for their audit
+    audit_reports: int = 0  # what audits found for an operator (`keap-orders failed`)
+    redis_losses: int = 0  # times Redis was found to have lost acknowledged writes (the last 50)
