@@ -18,8 +18,8 @@ from worker.keap import CredentialRevoked, KeapError
 from worker.keap.tokens import OAuthTokens
 from worker.ledger import FINAL, Due, Ledger
 from worker.settings import Settings
-from worker.steps.audit import audit_order
-from worker.steps.base import StepContext
+from worker.steps.audit import Findings, audit_order
+from worker.steps.base import OrderRejected, StepContext
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,8 @@ def audit(ctx: StepContext, settings: Settings, limit: int = 20) -> Counter:
             log.warning("order %s: audit postponed, Keap did not answer (%s)", ext, type(exc).__name__)
             done["retry"] += 1
             continue  # held for a while, then due again
+        except OrderRejected as exc:  # the lookup itself stopped (e.g. two matches): an operator looks
+            found = Findings(reports=[str(exc)])
         report = "\n".join(found.reports) or None
         ledger.audit_done(ext, found.result, report)
         done["reported" if report else "deleted" if found.deleted else "clean"] += 1

@@ -147,3 +147,20 @@ def test_a_write_keap_applies_after_the_lookups_is_deleted_when_unpaid_and_repor
 def orders_of(sandbox, ext: str) -> list[str]:
     with sandbox.store.lock:
         return [str(o["id"]) for o in sandbox.store.orders.values() if ext in o["custom_fields"].values()]
+
+
+@pytest.mark.parametrize("fsync, durability, refused", [("everysec", "disk", True), ("everysec", "detect", False),
+                                                         ("always", "disk", False)])
+def test_workers_refuse_a_redis_that_can_lose_an_intent_unless_told_to_accept_it(tmp_path, fsync, durability, refused):
+    from worker.app import readiness_problems
+    from worker.settings import Settings
+
+    server = OwnRedis(tmp_path, "--appendfsync", fsync)
+    server.start()
+    try:
+        problems = readiness_problems(Settings(keap_api_key=SANDBOX_KEY, redis_url=server.url,
+                                               ledger_durability=durability))
+    finally:
+        server.crash()
+    assert any("Redis can lose the intent a Keap write rests on" in p for p in problems) == refused
+    assert not [p for p in problems if "can lose" not in p]  # nothing else is wrong with it
