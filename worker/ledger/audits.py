@@ -44,8 +44,3 @@ class Audits(Store):
         for ext, _ in found:
             pipe.hget(self.order_key(ext.decode()), "audit_report")
         return [(ext.decode(), at, text(report)) for (ext, at), report in zip(found, pipe.execute())]
-
-    def clear_audit_report(self, external_id: str) -> None:
-        """An operator dealt with it."""
-        self.redis.zrem(self.audit_reports_key, external_id)
-        self.redis.hdel(self.order_key(external_id), "audit_report")

@@ -38,7 +38,7 @@ def audit_order(ctx: StepContext, external_id: str, writes: list[str]) -> Findin
     if "order_id" in writes:
         _orders(ctx, state, order, found)
     order_id = state.results.get("order_id")
-    for i, payment in enumerate(order.payments):
+    for payment in order.payments:
         what = f"payment:{payment.key}"
         if what in writes and order_id:
             _reported(found, lambda: record_payment._find(ctx, external_id, order_id, payment, what))
