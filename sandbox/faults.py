@@ -1,4 +1,4 @@
-"""Injectable faults (latency, 5xx, 429 bursts, commit-then-timeout), reproducible from a seed."""
+"""Injectable faults (latency, 5xx, 429 bursts, commit-then-timeout, late commits), reproducible from a seed."""
 from __future__ import annotations
 
 import random
@@ -19,6 +19,10 @@ class FaultConfig:
     error_rate: float = 0.0
     commit_then_timeout_rate: float = 0.0
     stall_seconds: float = 0.0
+    # A write whose answer is lost at once and that Keap applies this many seconds later (after the settle time and
+    # the lookups, if long enough): what the audit is for.
+    late_commit_rate: float = 0.0
+    late_commit_seconds: float = 0.0
     burst_429: int = 0
     routes: list[str] | None = None
     decline_rate: float = 0.0  # stored-card charges the card issuer declines (201, DECLINED, a FAILED payment)
@@ -43,13 +47,15 @@ class FaultConfig:
                 raise ValueError("latency_ms must be a number or [min, max] with 0 <= min <= max")
         elif not isinstance(latency, (int, float)) or latency < 0:
             raise ValueError("latency_ms must be a number >= 0 or [min, max]")
-        for name in ("error_rate", "commit_then_timeout_rate", "decline_rate"):
+        for name in ("error_rate", "commit_then_timeout_rate", "decline_rate", "late_commit_rate"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise ValueError(f"{name} must be a fraction between 0 and 1")
         if not isinstance(self.stall_seconds, (int, float)) or self.stall_seconds < 0:
             raise ValueError("stall_seconds must be a number >= 0 (0 drops the connection at once)")
         self.readings = sorted(parse_readings(self.readings))
+        if not isinstance(self.late_commit_seconds, (int, float)) or self.late_commit_seconds < 0:
+            raise ValueError("late_commit_seconds must be a number >= 0")
         if not isinstance(self.burst_429, int) or self.burst_429 < 0:
             raise ValueError("burst_429 must be an integer >= 0")
         if self.routes is not None and not (
@@ -134,4 +140,12 @@ class Faults:
             if rate and method in WRITE_METHODS and self._applies(method, template) \
                     and self._random.random() < rate:
                 return float(self.config.stall_seconds)
+            return None
+
+    def late_commit(self, method: str, template: str) -> float | None:
+        """Seconds after which this write is applied, its answer lost at once; None to apply it now."""
+        with self._lock:
+            rate = self.config.late_commit_rate
+            if rate and method in WRITE_METHODS and self._applies(method, template) and self._random.random() < rate:
+                return float(self.config.late_commit_seconds)
             return None

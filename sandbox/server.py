@@ -202,11 +202,26 @@ class Sandbox:
                          limit_headers)
         try:
             body = self._request_json(method, template, raw, exchange)
+            late = self.faults.late_commit(method, template)
+            if late is not None:
+                self._apply_later(late, handler, params, query, body)
+                return 202, None, limit_headers, 0.0
             status, payload = handler(params, query, body)
         except ApiError as exc:
             raise _Reply(exc.status, error_body(exc.status, exc.message), limit_headers) from None
         stall = self.faults.commit_then_timeout(method, template) if status < 300 else None
         return status, payload, limit_headers, stall
+
+    def _apply_later(self, seconds: float, handler, params: dict, query: dict, body) -> None:
+        """A late commit: the write is applied `seconds` from now (its answer is dropped now)."""
+        def apply() -> None:
+            if not self._stopping.wait(seconds):
+                try:
+                    handler(params, query, body)
+                except ApiError as exc:
+                    logger.info("late commit refused: %s", exc.message)
+
+        threading.Thread(target=apply, name="late-commit", daemon=True).start()
 
     def _request_json(self, method: str, template: str, raw: bytes, exchange: dict):
         if self.spec.request_schema_pointer(method, template) is None:

@@ -47,7 +47,7 @@ def test_compose_keeps_redis_data_checks_health_and_waits_for_what_it_needs():
     compose = yaml.safe_load((DEPLOY / "compose.yml").read_text())
     services = compose["services"]
     redis = services["redis"]
-    assert {"--appendonly", "yes", "--appendfsync", "everysec", "--maxmemory-policy", "noeviction"} <= set(
+    assert {"--appendonly", "yes", "--appendfsync", "always", "--maxmemory-policy", "noeviction"} <= set(
         redis["command"]) and redis["volumes"] and redis["healthcheck"]
     for name in ("worker", "worker-live", "keeper", "metrics", "flower", "prometheus"):
         assert name in services and services[name]["restart"] == "unless-stopped"

@@ -100,6 +100,8 @@ def readiness_problems(settings: Settings) -> list[str]:
     except redis.RedisError as exc:
         return problems + [f"Redis at REDIS_URL does not answer ({type(exc).__name__}); start it or fix REDIS_URL"]
     problems += readings.start_problems(context.ledger(settings, client))
+    if settings.require_persistent_redis:
+        problems += durability_problems(settings, client)
     try:
         policy = client.config_get("maxmemory-policy").get("maxmemory-policy")
         persistence = client.config_get("appendonly").get("appendonly") == "yes" or bool(
@@ -114,6 +116,23 @@ def readiness_problems(settings: Settings) -> list[str]:
         problems.append("Redis keeps nothing on disk (appendonly no, no save points): a restart would forget what "
                         "was written to Keap; enable appendonly yes, or set REQUIRE_PERSISTENT_REDIS=false for a "
                         "throwaway development Redis")
+    return problems
+
+
+def durability_problems(settings: Settings, client: redis.Redis) -> list[str]:
+    """Whether this Redis keeps the promise LEDGER_DURABILITY asks for: each intent on disk (and on LEDGER_REPLICAS
+    replicas) before its Keap write. Logs the promise that holds."""
+    found = context.ledger(settings, client).durability()
+    log.info("ledger durability: %s", found.promise)
+    problems = []
+    if settings.ledger_durability == "disk" and not found.on_disk:
+        problems.append(f"Redis can lose the intent a Keap write rests on ({found.how}); set "
+                        "appendfsync always (deploy/compose.yml does), or use Redis >= 7.2 with appendonly yes "
+                        "(WAITAOF), or accept the weaker promise with LEDGER_DURABILITY=detect (docs/exactly-once.md)")
+    connected = int(client.info("replication").get("connected_slaves", 0))
+    if connected < settings.ledger_replicas:
+        problems.append(f"LEDGER_REPLICAS is {settings.ledger_replicas} but Redis has {connected} replica(s) "
+                        "connected; connect them or lower LEDGER_REPLICAS")
     return problems
 
 

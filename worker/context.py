@@ -21,7 +21,7 @@ from worker.keap.tokens import (
     RefreshPolicy,
     TokenStore,
 )
-from worker.ledger import Ledger
+from worker.ledger import Ledger, LossPolicy
 from worker.ops import observe
 from worker.settings import Settings, get_settings
 from worker.steps.base import StepContext
@@ -41,7 +41,9 @@ def redis_client(settings: Settings) -> redis.Redis:
 
 
 def ledger(settings: Settings, client: redis.Redis | None = None) -> Ledger:
-    return Ledger(client or redis_client(settings), settings.key_prefix)
+    made = Ledger(client or redis_client(settings), settings.key_prefix)
+    made.policy = LossPolicy(settings.redis_loss_grace_seconds, settings.audit_after_seconds, settings.ledger_replicas)
+    return made
 
 
 def credential(settings: Settings, client: redis.Redis | None = None) -> tuple[AuthBase, str, str]:

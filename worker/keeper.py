@@ -5,7 +5,8 @@ times) and sends again orders that stopped moving: a queued order whose message 
 whose worker died (its lease ran out). Each pass reads only the orders that are due (a sorted set by time), so
 its cost follows the work that is due, never the size of the ledger. Two keepers at once are safe: taking a due
 order is atomic, and a re-sent order gets a new ticket that makes its older messages stale. It also refreshes the
-OAuth tokens when due (`keep_tokens`) and compacts done orders past their retention (`compact`).
+OAuth tokens when due (`keep_tokens`), compacts done orders past their retention (`compact`), watches for a Redis
+that lost writes, and audits orders whose writes were uncertain once AUDIT_AFTER_SECONDS have passed (`audit`).
 """
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from typing import Protocol
 
 from worker.keap import CredentialRevoked, KeapError
 from worker.keap.tokens import OAuthTokens
-from worker.ledger import Due, Ledger
+from worker.ledger import FINAL, Due, Ledger
 from worker.settings import Settings
+from worker.steps.audit import Findings, audit_order
+from worker.steps.base import OrderRejected, StepContext
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,49 @@ def compact(ledger: Ledger, settings: Settings, limit: int = 500) -> int:
     if compacted:
         log.info("keeper: compacted %d done order(s) older than %g days", compacted, settings.done_retention_days)
     return compacted
+
+
+def audit(ctx: StepContext, settings: Settings, limit: int = 20) -> Counter:
+    """Audit the orders whose audit is due (O(due)): finished ones AUDIT_AFTER_SECONDS after they finished; active ones
+    are looked at again later. Returns what it did (clean, deleted, reported, later, retry). Also finds a Redis that
+    lost writes, even when no worker writes."""
+    ledger, after, done = ctx.ledger, settings.audit_after_seconds, Counter()
+    ledger.check_redis()
+    for ext, writes in ledger.take_audits(limit, hold=max(60.0, after / 4)):
+        state = ledger.get(ext)
+        if state is None:
+            ledger.audit_done(ext, "gone")
+            continue
+        finished = state.done_at or state.updated_at or 0.0
+        if state.status not in FINAL or finished + after > ledger.now():
+            ledger.audit_at(ext, (ledger.now() if state.status not in FINAL else finished) + after)
+            done["later"] += 1
+            continue
+        try:
+            found = audit_order(ctx, ext, writes)
+        except KeapError as exc:
+            log.warning("order %s: audit postponed, Keap did not answer (%s)", ext, type(exc).__name__)
+            done["retry"] += 1
+            continue  # held for a while, then due again
+        except OrderRejected as exc:  # the lookup itself stopped (e.g. two matches): an operator looks
+            found = Findings(reports=[str(exc)])
+        report = "\n".join(found.reports) or None
+        ledger.audit_done(ext, found.result, report)
+        done["reported" if report else "deleted" if found.deleted else "clean"] += 1
+        if report:
+            log.warning("order %s: audit found what an operator must check: %s", ext, report)
+            _alert(ext, report)
+    return done
+
+
+def _alert(external_id: str, report: str) -> None:
+    """One Sentry warning per reported order (scrubbed like every event: ids, no customer data)."""
+    import sentry_sdk
+
+    if sentry_sdk.get_client().is_active():
+        with sentry_sdk.new_scope() as scope:
+            scope.fingerprint = ["keap-orders", "audit", external_id]
+            sentry_sdk.capture_message(f"audit: {report}", level="warning")
 
 
 def _handle(ledger: Ledger, settings: Settings, send: Send, due: Due) -> str:

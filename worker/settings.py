@@ -109,6 +109,25 @@ class Settings(BaseSettings):
         5, description="Times the keeper sends a stalled order again (without progress in between) before it "
         "marks the order failed.",
     )
+    ledger_durability: str = Field(
+        "disk", pattern="^(disk|detect)$",
+        description="disk: workers refuse a Redis that cannot put each intent on its disk before the Keap write "
+        "(appendfsync always, or Redis >= 7.2 with appendonly yes: WAITAOF). detect: accept a Redis that may lose "
+        "its last second on a host crash; the loss is found by the restart it takes and the orders around it look "
+        "in Keap first (docs/exactly-once.md). Not checked with REQUIRE_PERSISTENT_REDIS=false.",
+    )
+    ledger_replicas: int = Field(
+        0, ge=0, description="Replicas each intent must reach (WAIT, or WAITAOF on Redis >= 7.2) before its Keap "
+        "write, for a Redis that fails over to a replica. Workers refuse to start with fewer connected.",
+    )
+    redis_loss_grace_seconds: float = Field(
+        3600, description="After Redis is found to have lost acknowledged writes, orders registered up to this long "
+        "after the loss also look in Keap before each write (an order lost with them and sent again).",
+    )
+    audit_after_seconds: float = Field(
+        900, description="An order that had a lost answer (or was active when Redis lost writes) is audited this long "
+        "after it finished: a second Keap order for its external id is deleted when unpaid, reported when paid.",
+    )
     keeper_interval_seconds: float = Field(5, description="How often the keeper looks for due work.")
     quota_reset_spread_seconds: float = Field(
         300, description="Orders waiting for the daily quota are released over this many seconds after Keap's "

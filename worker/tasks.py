@@ -56,4 +56,5 @@ def keeper_task() -> None:
     settings, ctx = context.current()
     keeper.tick(ctx.ledger, settings, partial(send, settings))
     keeper.compact(ctx.ledger, settings)
+    keeper.audit(ctx, settings)
     keeper.keep_tokens(context.current_tokens())  # after the orders: a refresh is an HTTP call that may be slow

@@ -106,6 +106,14 @@ def failed(step, reason, since, until, lane, limit, group_by, as_json) -> None:
         _failed_rows(ledger, rows[:limit])
     shown = f", {limit} shown" if len(rows) > limit and not group_by else ""
     click.echo(f"{len(rows)} of {total} failed order(s) match{shown}", err=True)
+    _audit_reports(ledger, limit)
+
+
+def _audit_reports(ledger, limit) -> None:
+    """What the audits of uncertain orders found for an operator (a paid second Keap order, a payment twice)."""
+    now = ledger.now()
+    for ext, at, report in ledger.audit_reports(limit):
+        click.echo(f"{ext}\taudit\treported\t{when(at, now)}\t{report}")
 
 
 def _group_key(row, by: str) -> str:

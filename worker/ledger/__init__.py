@@ -11,6 +11,10 @@ Keys under the prefix (see store.py):
   done         sorted set of done orders by the time they finished: retention compacts what is older than
                DONE_RETENTION_DAYS to a small marker (`compact_done`), reading only what is due
   held:{group} parked orders waiting for one event; cache:{name} caches shared by all workers
+  redis        the run id of the Redis that keeps the ledger and an epoch; redis:losses the losses of acknowledged
+               writes found (a restart, failover or restore): orders around a loss look in Keap first (loss.py)
+  audit        sorted set of orders whose writes were uncertain, by the time they are audited (audits.py);
+               audit:reported what audits found for an operator
 
 Every status change is one Lua script (lua/*.lua) using Redis server time, so all hosts agree on the clock.
 `cancelled` is final: no script moves an order out of it.
@@ -18,18 +22,21 @@ Every status change is one Lua script (lua/*.lua) using Redis server time, so al
 from __future__ import annotations
 
 from worker.ledger.caches import Caches
+from worker.ledger.audits import Audits
 from worker.ledger.effects import Effects
 from worker.ledger.leases import Lease, LeaseLost, Leases
+from worker.ledger.loss import Durability, Loss, LossPolicy, NotDurable
 from worker.ledger.orders import Orders
 from worker.ledger.reads import Reads
 from worker.ledger.retention import Retention
 from worker.ledger.state import ACTIVE, FINAL, STATUSES, Due, FailedRow, Gauges, Intent, OrderState
 from worker.ledger.watch import Watch
 
-__all__ = ["ACTIVE", "FINAL", "STATUSES", "Due", "FailedRow", "Gauges", "Intent", "Lease", "LeaseLost", "Ledger",
-           "OrderState"]
+__all__ = ["ACTIVE", "FINAL", "STATUSES", "Due", "Durability", "FailedRow", "Gauges", "Intent", "Lease", "LeaseLost",
+           "Ledger", "LossPolicy", "NotDurable", "OrderState"]
 
 
-class Ledger(Orders, Effects, Watch, Retention, Leases, Caches, Reads):
+class Ledger(Orders, Effects, Watch, Retention, Leases, Caches, Reads, Loss, Audits):
     """The ledger on one Redis client under one key prefix: the order state machine (orders.py), Keap effects
-    (effects.py), the keeper's watch (watch.py), retention, leases, caches and reads; one class, one part a module."""
+    (effects.py), the keeper's watch (watch.py), retention, leases, caches, reads, lost writes (loss.py) and audits;
+    one class, one part a module."""

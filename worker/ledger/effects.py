@@ -17,11 +17,12 @@ class Effects(Store):
         pipe.execute()
 
     def mark_intent(self, external_id: str, what: str, token: str | None) -> None:
-        """Note that a non-idempotent write is about to be sent (before it is sent). Raises LeaseLost when the
-        caller no longer holds the order's lease: another worker may be writing."""
+        """Note that a non-idempotent write is about to be sent (before it is sent), durably as far as Redis allows
+        (loss.py). Raises LeaseLost when the caller no longer holds the order's lease: another worker may be writing."""
         if not self._lua.run("mark_intent", keys=[self.order_key(external_id), self.lease_key(f"order:{external_id}")],
                              args=[what, token or ""]):
             raise LeaseLost(f"order {external_id}: lease lost before writing {what}")
+        self.await_durable(external_id, what)
 
     def clear_intent(self, external_id: str, what: str) -> None:
         """The write was refused or never sent (Keap said so): nothing to reconcile."""

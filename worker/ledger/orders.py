@@ -24,6 +24,7 @@ class Orders(Store):
         where it stopped instead of writing to Keap again. The ticket goes with the messages sent for it.
         """
         ticket = uuid.uuid4().hex[:12]
+        self.check_redis()  # a loss found before the order is registered again makes its writes look in Keap first
         ok, old, step = self._lua.run(
             "register", keys=[self.order_key(external_id), self.status_key(""), self.watch_key],
             args=[external_id, json.dumps(message, separators=(",", ":")), lane, "1" if force else "0",

@@ -79,9 +79,11 @@ class Reads(Store):
         for queue in queues:
             pipe.llen(queue)
         pipe.zcount(self.watch_key, "-inf", f"({self.now() - 60}")
+        for key in ("audit", "audit:reported", "redis:losses"):
+            pipe.zcard(f"{self.prefix}:{key}")
         answers = pipe.execute()
         return Gauges(orders=dict(zip(STATUSES, answers)), queues=dict(zip(queues, answers[len(STATUSES):])),
-                      overdue=answers[-1])
+                      overdue=answers[-4], audits_due=answers[-3], audit_reports=answers[-2], redis_losses=answers[-1])
 
     def finished_since(self, seconds: float) -> int:
         """Orders done in the last `seconds` (the done index by time: one ZCOUNT)."""

@@ -8,7 +8,7 @@ import redis
 
 from worker import lua
 
-PREAMBLES = ("now", "move")
+PREAMBLES = ("now", "move", "identity")
 
 
 def names() -> tuple[str, ...]:

@@ -41,6 +41,8 @@ class OrderState:
     step_started_at: float | None = None
     done_at: float | None = None
     compacted_at: float | None = None  # retention dropped the message; the Keap ids stay (exactly once)
+    audit_result: str | None = None  # what the audit after an uncertain write found (clean, deleted ..., reported)
+    audit_report: str | None = None  # a finding an operator must act on
     message: dict[str, Any] | None = None
     results: dict[str, str] = field(default_factory=dict)
     intents: dict[str, Intent] = field(default_factory=dict)
@@ -69,6 +71,8 @@ class OrderState:
             step_started_at=number("step_started_at"),
             done_at=number("done_at"),
             compacted_at=number("compacted_at"),
+            audit_result=data.get("audit_result"),
+            audit_report=data.get("audit_report"),
             message=json.loads(data["message"]) if "message" in data else None,
             results={k[2:]: v for k, v in data.items() if k.startswith("r:")},
             intents={k[2:]: Intent(**json.loads(v)) for k, v in data.items() if k.startswith("i:")},
@@ -83,7 +87,7 @@ class OrderState:
             "error_kind": self.error_kind, "parked_until": self.parked_until, "parked_reason": self.parked_reason,
             "created_at": self.created_at, "updated_at": self.updated_at, "done_at": self.done_at,
             "compacted_at": self.compacted_at, "results": self.results,
-            "pending_writes": sorted(self.intents),
+            "pending_writes": sorted(self.intents), "audit": self.audit_result, "audit_report": self.audit_report,
         }
 
 
@@ -122,3 +126,6 @@ class Gauges:
     orders: dict[str, int]  # by status, every status
     queues: dict[str, int]  # messages waiting per Celery queue
     overdue: int  # active orders the keeper should have looked at over a minute ago
+    audits_due: int = 0  # orders whose writes were uncertain, waiting for their audit
+    audit_reports: int = 0  # what audits found for an operator (`keap-orders failed`)
+    redis_losses: int = 0  # times Redis was found to have lost acknowledged writes (the last 50)

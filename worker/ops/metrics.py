@@ -117,6 +117,12 @@ class LedgerCollector:
         yield queued
         yield GaugeMetricFamily(f"{PREFIX}_keeper_overdue", "Active orders the keeper should have looked at over a "
                                 "minute ago (non-zero for long: is the keeper running?).", value=gauges.overdue)
+        yield GaugeMetricFamily(f"{PREFIX}_audit_reports", "Findings of the audits of uncertain orders an operator "
+                                "must act on (`keap-orders failed` lists them).", value=gauges.audit_reports)
+        yield GaugeMetricFamily(f"{PREFIX}_audits_due", "Orders with an uncertain write waiting for their audit.",
+                                value=gauges.audits_due)
+        yield GaugeMetricFamily(f"{PREFIX}_redis_losses", "Times Redis was found to have lost acknowledged writes.",
+                                value=gauges.redis_losses)
 
 
 def registry(directory: str, ledger: Ledger | None, queues: Iterable[str]):

@@ -85,6 +85,7 @@ def write_once(ctx: StepContext, state: OrderState, what: str, *, find: Callable
     """
     if what in state.results:
         return {what: state.results[what]}
+    ctx.ledger.lost_write(state, what, looked=ctx.settle_checks - 1)  # Redis lost writes? then an intent is set
     intent = state.intents.get(what)
     if intent is not None:
         now = ctx.ledger.now()

@@ -12,7 +12,7 @@ from worker.ledger import scripts
 from worker.ledger.store import Store
 
 TESTED = {"register", "claim", "end_run", "take_due", "resend", "mark_intent", "note_check", "lease_renew",
-          "lease_release", "compact", "cancel"}
+          "lease_release", "compact", "cancel"} | {"check_redis", "lost_write", "take_audits"}  # test_loss.py
 
 
 @pytest.fixture
