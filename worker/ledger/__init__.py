@@ -11,6 +11,8 @@ Keys under the prefix (see store.py):
   done         sorted set of done orders by the time they finished: retention compacts what is older than
                DONE_RETENTION_DAYS to a small marker (`compact_done`), reading only what is due
   held:{group} parked orders waiting for one event; cache:{name} caches shared by all workers
+  problems     sorted set of conflicts and invalid store deliveries by time; problem:{ref} each one's record;
+               delivery:{source}:{id} store deliveries already handled (expire after a week)
 
 Every status change is one Lua script (lua/*.lua) using Redis server time, so all hosts agree on the clock.
 `cancelled` is final: no script moves an order out of it.
@@ -21,6 +23,7 @@ from worker.ledger.caches import Caches
 from worker.ledger.effects import Effects
 from worker.ledger.leases import Lease, LeaseLost, Leases
 from worker.ledger.orders import Orders
+from worker.ledger.problems import Problems
 from worker.ledger.reads import Reads
 from worker.ledger.retention import Retention
 from worker.ledger.state import ACTIVE, FINAL, STATUSES, Due, FailedRow, Gauges, Intent, OrderState
@@ -30,6 +33,6 @@ __all__ = ["ACTIVE", "FINAL", "STATUSES", "Due", "FailedRow", "Gauges", "Intent"
            "OrderState"]
 
 
-class Ledger(Orders, Effects, Watch, Retention, Leases, Caches, Reads):
+class Ledger(Orders, Effects, Watch, Retention, Leases, Caches, Reads, Problems):
     """The ledger on one Redis client under one key prefix: the order state machine (orders.py), Keap effects
-    (effects.py), the keeper's watch (watch.py), retention, leases, caches and reads; one class, one part a module."""
+    (effects.py), the keeper's watch (watch.py), retention, leases, caches, reads and problems; one class, one part a module."""
