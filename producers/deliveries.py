@@ -57,11 +57,9 @@ def _update(producer: Producer, order: Order, state: OrderState, source: str) ->
     if not added:
         # The same order, or a delivery from before what the ledger holds (orders/create after orders/paid).
         return Outcome(order.external_id, "unchanged", state.status)
+    # One step only: two steps sent on their own for one order race for its lease. So the store's status field
+    # keeps the value of the first delivery (e.g. "pending"); the payment is what counts.
     producer.enqueue_step("record_payment", order.external_id, "live", payments=added)
-    fields = new.get("custom_fields") or {}
-    if fields != (stored.get("custom_fields") or {}):
-        # The store's status changed with the payment (pending -> paid): the order's fields follow it.
-        producer.enqueue_step("set_custom_fields", order.external_id, "live", custom_fields=fields)
     return Outcome(order.external_id, "payment added", state.status)
 
 
