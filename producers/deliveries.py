@@ -4,12 +4,13 @@ the payment the ledger already has) is nothing; any other change is a conflict n
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from producers.enqueue import OrderConflict, Producer, differences
 from producers.sources.base import Format, ReadOptions, Record, SourceRow
 from producers.sources.base import _row as source_row_of
-from worker.contract import Order
+from worker.contract import Order, OrderInvalid
 from worker.ledger import OrderState
 
 
@@ -46,22 +47,37 @@ def apply(producer: Producer, row: SourceRow, source: str, ref: str) -> Outcome:
 
 def _update(producer: Producer, order: Order, state: OrderState, source: str) -> Outcome:
     stored, new = state.message, order.model_dump(mode="json")
-    keys = {_payment_key(p) for p in stored.get("payments") or []}
-    added = [p for p in new.get("payments") or [] if _payment_key(p) not in keys]
     rest = differences({k: v for k, v in stored.items() if k not in ("payments", "custom_fields")},
                        {k: v for k, v in new.items() if k not in ("payments", "custom_fields")})
     if rest:
         conflict = OrderConflict(order.external_id, state.status, rest)
         producer.ledger.note_problem(order.external_id, "conflict", str(conflict), source, rest)
         return Outcome(order.external_id, "conflict", state.status, str(conflict))
-    if not added:
+    payment = _more_paid(stored.get("payments") or [], new.get("payments") or [])
+    if payment is None:
         # The same order, or a delivery from before what the ledger holds (orders/create after orders/paid).
         return Outcome(order.external_id, "unchanged", state.status)
     # One step only: two steps sent on their own for one order race for its lease. So the store's status field
     # keeps the value of the first delivery (e.g. "pending"); the payment is what counts.
-    producer.enqueue_step("record_payment", order.external_id, "live", payments=added)
+    try:
+        producer.enqueue_step("record_payment", order.external_id, "live", payments=[payment])
+    except (OrderInvalid, ValueError, LookupError) as exc:  # e.g. paid more than the order's total
+        producer.ledger.note_problem(order.external_id, "invalid", str(exc), source)
+        return Outcome(order.external_id, "invalid", state.status, str(exc))
     return Outcome(order.external_id, "payment added", state.status)
 
 
-def _payment_key(payment: dict) -> Any:
-    return payment.get("external_id") or (payment.get("amount"), payment.get("method"), payment.get("paid_at"))
+def _more_paid(stored: list[dict], new: list[dict]) -> dict | None:
+    """What a store delivery says was paid beyond the ledger's payments: stores send what is paid in all (one
+    payment of the paid total), so the difference is the new payment; the same total again is nothing."""
+    extra = _total(new) - _total(stored)
+    if extra <= 0 or not new:
+        return None
+    if not stored:
+        return new[-1]
+    return {**new[-1], "amount": str(extra), "external_id": None,
+            "notes": f"{new[-1].get('notes') or 'store'}: the rest of the payment"[:200]}
+
+
+def _total(payments: list[dict]) -> Decimal:
+    return sum((Decimal(str(p.get("amount") or 0)) for p in payments), Decimal("0.00"))

@@ -22,10 +22,17 @@ from worker.pipeline import LANES, STEP_NAMES
 def status(external_id, as_json) -> None:
     """Show one order: status, current or failed step, parked-until time, error, Keap ids."""
     ledger = base.ledger()
-    state = ledger.get(external_id)
-    if state is None:
+    state, problem = ledger.get(external_id), ledger.problem(external_id)
+    if state is None and problem is None:
         raise click.ClickException(f"order {external_id}: not in the ledger")
-    click.echo(json.dumps(state.as_dict(), indent=2, default=str) if as_json else describe(state, ledger.now()))
+    if as_json:
+        click.echo(json.dumps({**(state.as_dict() if state else {"external_id": external_id, "status": None}),
+                               "problem": problem}, indent=2, default=str))
+        return
+    if state is not None:
+        click.echo(describe(state, ledger.now()))
+    if problem is not None:  # conflicting content, or a store delivery that maps to no valid order
+        click.echo(f"problem: {problem['kind']} ({problem['source']}): {problem['reason']}")
 
 
 @click.command()
@@ -80,6 +87,10 @@ def failed(step, reason, since, until, lane, limit) -> None:
     _failed_rows(ledger, rows[:limit])
     shown = f", {limit} shown" if len(rows) > limit else ""
     click.echo(f"{len(rows)} of {total} failed order(s) match{shown}", err=True)
+    problems = ledger.problem_count()
+    if problems:
+        click.echo(f"and {problems} order(s) with a problem (conflicting content, invalid store deliveries): "
+                   "`keap-orders status ID`, or GET /v1/problems", err=True)
 
 
 @click.command()

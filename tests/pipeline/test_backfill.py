@@ -57,7 +57,7 @@ def test_window_bounds_orders_in_flight(ctx, tmp_path, producer):
     assert progress.done + progress.invalid == progress.total
 
 
-def test_a_rerun_resumes_failed_orders_and_reports_conflicting_content(ctx, tmp_path, producer):
+def test_a_rerun_resumes_failed_orders_and_reports_conflicting_content(ctx, tmp_path, producer, cli_env):
     """Issue 16 case 8: no silent choices. A failed order is resumed by the same command; an order the ledger holds
     with other content (e.g. a live producer sent it first) is reported and counted, never dropped or replaced."""
     from admin.cli.imports import exit_code
@@ -82,3 +82,10 @@ def test_a_rerun_resumes_failed_orders_and_reports_conflicting_content(ctx, tmp_
     assert "conflicts:      1" in progress.summary(True) and exit_code(progress, False) == 4
     assert producer.ledger.problem(conflicting["external_id"])["differences"] == ["notes"]
     assert producer.ledger.get(conflicting["external_id"]).message["notes"] == "sent live first"
+    from click.testing import CliRunner
+
+    from admin.cli import main
+
+    shown = CliRunner(env=cli_env).invoke(main, ["status", conflicting["external_id"]]).output
+    assert "problem: conflict (backfill rerun.jsonl)" in shown and "notes" in shown
+    assert "order(s) with a problem" in CliRunner(env=cli_env).invoke(main, ["failed"]).output

@@ -100,3 +100,13 @@ def test_hostile_bodies_are_never_a_500(client, body):
         assert answer.status_code < 500, (path, answer.text)
     ledger(client).redis.delete(f"{ledger(client).prefix}:delivery:shopify:orders/create:fuzz",
                                 f"{ledger(client).prefix}:delivery:woocommerce:fuzz")
+
+
+def test_a_partial_payment_then_the_rest_is_two_payments_adding_up_to_the_total(client):
+    partial = dumps(shopify_order(1007, financial_status="partially_paid", total_outstanding="14.80"))
+    client.post("/webhooks/shopify", content=partial, headers=shopify_headers(partial, event="pp"))
+    full = dumps(shopify_order(1007))
+    for event in ("f1", "f2"):  # the second is a new event with the same order: nothing more to pay
+        client.post("/webhooks/shopify", content=full, headers=shopify_headers(full, "orders/paid", event))
+    payments = ledger(client).get("shopify:1007").message["payments"]
+    assert [p["amount"] for p in payments] == ["30.00", "14.80"]

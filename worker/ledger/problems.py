@@ -43,6 +43,9 @@ class Problems(Store):
         found = self.redis.mget([self.problem_key(ref.decode()) for ref in refs])
         return [json.loads(raw) for raw in found if raw]
 
+    def problem_count(self) -> int:
+        return self.redis.zcard(self.problems_key)
+
     def clear_problem(self, ref: str) -> None:
         pipe = self.redis.pipeline(transaction=True)
         pipe.delete(self.problem_key(ref))
