@@ -107,7 +107,8 @@ def main() -> None:
           f"no worker; load average before: {LOAD[0]}")
     print(f"answers:        {dict(sorted(statuses.items()))}")
     print(f"accepted:       {accepted / elapsed:.0f} orders/s")
-    print(f"latency:        p50 {cut[49] * 1000:.1f} ms, p99 {cut[98] * 1000:.1f} ms, max {max(latencies) * 1000:.0f} ms")
+    print(f"latency:        p50 {cut[49] * 1000:.1f} ms, p99 {cut[98] * 1000:.1f} ms, "
+          f"max {max(latencies) * 1000:.0f} ms")
     print(f"server RSS:     start {memory[0]:.0f} MB, end {memory[-1]:.0f} MB, max {max(memory):.0f} MB "
           f"({len(memory)} samples)")
 

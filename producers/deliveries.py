@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from producers.enqueue import OrderConflict, Producer, differences
+from producers.enqueue import OrderConflict, Producer, differences, normal_message
 from producers.sources.base import Format, ReadOptions, Record, SourceRow
 from producers.sources.base import _row as source_row_of
 from worker.contract import Order, OrderInvalid
@@ -46,7 +46,7 @@ def apply(producer: Producer, row: SourceRow, source: str, ref: str) -> Outcome:
 
 
 def _update(producer: Producer, order: Order, state: OrderState, source: str) -> Outcome:
-    stored, new = state.message, order.model_dump(mode="json")
+    stored, new = normal_message(state.message), order.model_dump(mode="json")
     rest = differences({k: v for k, v in stored.items() if k not in ("payments", "custom_fields")},
                        {k: v for k, v in new.items() if k not in ("payments", "custom_fields")})
     if rest:

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from worker import context, pipeline
 from worker.app import send
 from worker.ledger import Ledger, OrderState
-from worker.contract import Order, Payment, parse_order
+from worker.contract import Order, OrderInvalid, Payment, parse_order
 from worker.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class Producer:
         state = self.ledger.get(order.external_id)
         if state is None or state.message is None:
             return
-        found = differences(state.message, order.model_dump(mode="json"))
+        found = differences(normal_message(state.message), order.model_dump(mode="json"))
         if found:
             conflict = OrderConflict(order.external_id, state.status, found)
             self.ledger.note_problem(order.external_id, "conflict", str(conflict), source, found)
@@ -176,6 +176,14 @@ def differences(old: Any, new: Any, path: str = "") -> list[str]:
             return [f"{path or 'order'} ({len(old)} stored, {len(new)} sent)"]
         return [d for i, (a, b) in enumerate(zip(old, new)) for d in differences(a, b, f"{path}[{i}]")]
     return [] if old == new else [path or "order"]
+
+
+def normal_message(message: dict[str, Any]) -> dict[str, Any]:
+    """A stored message as today's contract writes it (one stored by an older version may lack new defaults)."""
+    try:
+        return parse_order(message, today=date.min).model_dump(mode="json")
+    except OrderInvalid:
+        return message
 
 
 def _merged(part: str, message: dict[str, Any], added: Any) -> Any:

@@ -35,4 +35,5 @@ __all__ = ["ACTIVE", "FINAL", "STATUSES", "Due", "FailedRow", "Gauges", "Intent"
 
 class Ledger(Orders, Effects, Watch, Retention, Leases, Caches, Reads, Problems):
     """The ledger on one Redis client under one key prefix: the order state machine (orders.py), Keap effects
-    (effects.py), the keeper's watch (watch.py), retention, leases, caches, reads and problems; one class, one part a module."""
+    (effects.py), the keeper's watch (watch.py), retention, leases, caches, reads and problems; one class, one part
+    a module."""
