@@ -17,7 +17,7 @@ from typing import TextIO
 from producers.enqueue import OrderConflict, Producer
 from producers.sources import count_orders, detect_format, read_file
 from producers.sources.base import ReadOptions
-from worker.ledger import ACTIVE, FINAL
+from worker.ledger import ACTIVE
 from worker.steps import resolve
 from worker.steps.base import StepContext
 
