@@ -10,7 +10,7 @@ from typing import Any
 from producers.enqueue import OrderConflict, Producer, differences, normal_message
 from producers.sources.base import Format, ReadOptions, Record, SourceRow
 from producers.sources.base import _row as source_row_of
-from worker.contract import Order, OrderInvalid
+from worker.contract import FieldError, Order, OrderInvalid
 from worker.ledger import OrderState
 
 
@@ -23,9 +23,14 @@ class Outcome:
 
 
 def read_delivery(data: Any, fmt: Format, options: ReadOptions) -> SourceRow:
-    """One store order through the same mapping, email policy and validation as a file's row."""
-    return source_row_of(Record(1, data), fmt, options, fmt.external_id(data, options) if isinstance(data, dict)
-                         else None, None)
+    """One store order through the same mapping, email policy and validation as a file's row. A body whose shape no
+    store sends (a mapping that trips over it) is an invalid order too, never an error of the service."""
+    try:
+        external_id = fmt.external_id(data, options) if isinstance(data, dict) else None
+        return source_row_of(Record(1, data), fmt, options, external_id, None)
+    except (TypeError, AttributeError, ValueError, KeyError) as exc:
+        return SourceRow(1, None, OrderInvalid(None, [FieldError("", f"not a {fmt.description} ({type(exc).__name__})",
+                                                                 "send the store's order resource unchanged")]), None)
 
 
 def apply(producer: Producer, row: SourceRow, source: str, ref: str) -> Outcome:

@@ -110,3 +110,10 @@ def test_a_partial_payment_then_the_rest_is_two_payments_adding_up_to_the_total(
         client.post("/webhooks/shopify", content=full, headers=shopify_headers(full, "orders/paid", event))
     payments = ledger(client).get("shopify:1007").message["payments"]
     assert [p["amount"] for p in payments] == ["30.00", "14.80"]
+
+
+def test_store_lists_that_are_not_lists_are_invalid_orders_not_errors(client):
+    for key in ("shipping_lines", "fee_lines", "coupon_lines", "tax_lines"):
+        body = dumps({**woo_order(2100), key: True, "total_tax": "1.00", "discount_total": "1.00"})
+        answer = client.post("/webhooks/woocommerce", content=body, headers=woo_headers(body, delivery=key))
+        assert answer.status_code == 200, answer.text
