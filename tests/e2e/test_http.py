@@ -30,6 +30,16 @@ def redis_server(port: int, folder) -> subprocess.Popen:
     raise AssertionError("redis-server did not start")
 
 
+def forget_broker() -> None:
+    """This process's Celery producers were connected to the test's own Redis: drop them, so the next test's
+    `configure()` connects afresh to its broker."""
+    from worker.app import app
+
+    app.pool.force_close_all()
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
 def until(check, timeout: float = 60, what: str = ""):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -116,4 +126,5 @@ def test_orders_and_webhooks_over_http_with_redis_stopped_mid_run(fleet, e2e_san
             service.wait(10)
         redis_process.terminate()
         redis_process.wait(10)
+        forget_broker()
     assert b"Traceback" not in service.stderr.read()
