@@ -2,7 +2,8 @@
 
 Constant memory for any file size: rows are read one at a time and at most `window` orders are queued or
 running at once, so Redis holds a bounded number of messages even for a million-order file. Re-running the
-same file skips what the ledger says is done and waits for what is still in flight.
+same file skips what the ledger says is done, resumes failed orders at their failed step and waits for what is
+still in flight; a row whose content differs from what the ledger holds for its external id is a conflict.
 """
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from producers.enqueue import Producer
+from producers.enqueue import OrderConflict, Producer
 from producers.sources import count_orders, detect_format, read_file
 from producers.sources.base import ReadOptions
-from worker.ledger import ACTIVE, FINAL
+from worker.ledger import ACTIVE
 from worker.steps import resolve
 from worker.steps.base import StepContext
 
@@ -36,6 +37,8 @@ class Progress:
     failed: int = 0
     cancelled: int = 0  # cancelled by an operator: final, never sent again
     sent: int = 0  # orders sent to the workers by this run
+    resumed: int = 0  # failed before this run, resumed at their failed step
+    conflicts: int = 0  # the ledger holds other content for the row's external id: reported, not sent
     in_flight: set[str] = field(default_factory=set)
     stalled: set[str] = field(default_factory=set)  # in flight, but nothing has moved them for too long
     started: float = field(default_factory=time.monotonic)
@@ -50,6 +53,10 @@ class Progress:
         lines = [f"orders in file: {self.total}", f"invalid rows:   {self.invalid}",
                  f"done:           {self.done} ({self.skipped} already done before this run)",
                  f"failed:         {self.failed}"]
+        if self.resumed:
+            lines.append(f"resumed:        {self.resumed} (failed before this run)")
+        if self.conflicts:
+            lines.append(f"conflicts:      {self.conflicts} (other content than the ledger holds; not sent)")
         if self.cancelled:
             lines.append(f"cancelled:      {self.cancelled} (final; not sent)")
         if self.stalled:
@@ -104,9 +111,17 @@ class Backfill:
                 continue
             ext = row.order.external_id
             status = self.ledger.statuses([ext])[ext]
-            if status not in ACTIVE + FINAL:
-                sent = self.producer.enqueue_order(row.order, "backfill")
-                status, progress.sent = sent.status, progress.sent + sent.sent
+            try:
+                if status not in ACTIVE + ("done", "cancelled"):
+                    sent = self.producer.enqueue_order(row.order, "backfill", source=f"backfill {path.name}")
+                    progress.resumed += status == "failed" and sent.sent
+                    status, progress.sent = sent.status, progress.sent + sent.sent
+                else:
+                    self.producer.check_same(row.order, f"backfill {path.name}")
+            except OrderConflict as exc:
+                progress.conflicts += 1
+                self._emit(f"line {row.line}: {exc}")
+                continue
             if status == "done":
                 progress.done += 1
                 progress.skipped += 1

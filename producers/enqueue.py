@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from worker import context, pipeline
 from worker.app import send
 from worker.ledger import Ledger, OrderState
-from worker.contract import Order, Payment, parse_order
+from worker.contract import Order, OrderInvalid, Payment, parse_order
 from worker.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -19,6 +19,18 @@ log = logging.getLogger(__name__)
 # What enqueue_step may add to a stored order, per step.
 _ADDS = {"add_items": "items", "record_payment": "payments", "set_custom_fields": "custom_fields",
          "create_subscription": "subscriptions"}
+
+
+class OrderConflict(ValueError):
+    """Other content for an external id the ledger already holds: never dropped, never replaced silently. The order
+    keeps its first content; the conflict is noted in the ledger (`problems`) for an operator."""
+
+    def __init__(self, external_id: str, status: str, differences: list[str]):
+        self.external_id, self.status, self.differences = external_id, status, differences
+        super().__init__(f"order {external_id}: other content than the order already {status} (differs in "
+                         f"{', '.join(differences[:10])}{', ...' if len(differences) > 10 else ''}); the first content "
+                         f"stays: fix it with `keap-orders retry {external_id} --file fixed.json`, or send it under "
+                         "another external_id")
 
 
 @dataclass
@@ -35,14 +47,31 @@ class Producer:
         self.settings = settings
         self.ledger = ledger or context.ledger(settings)
 
-    def enqueue_order(self, order: Order | dict[str, Any], lane: str = "live", *, force: bool = False) -> Enqueued:
+    def enqueue_order(self, order: Order | dict[str, Any], lane: str = "live", *, force: bool = False,
+                      source: str = "enqueue_order", compare: bool = True) -> Enqueued:
         """Validate and send one order. An order already queued, running, waiting or done is not sent again
         (unless force); a cancelled one never is. A failed order resumes at the step that failed.
 
-        Raises `worker.contract.OrderInvalid` (naming the order, field and fix) for a bad order.
+        Raises `worker.contract.OrderInvalid` (naming the order, field and fix) for a bad order, and `OrderConflict`
+        (noted in the ledger with `source`) when the ledger holds other content for its external id (unless force, or
+        `compare` is off: a caller that compares itself).
         """
         order = order if isinstance(order, Order) else parse_order(order)
+        if compare and not force:
+            self.check_same(order, source)
         return self._register_and_send(order, lane, force=force)
+
+    def check_same(self, order: Order, source: str) -> None:
+        """Raise OrderConflict (and note it) when the ledger holds other content for this order's external id. A
+        compacted order (retention dropped its content) cannot be compared: it counts as the same."""
+        state = self.ledger.get(order.external_id)
+        if state is None or state.message is None:
+            return
+        found = differences(normal_message(state.message), order.model_dump(mode="json"))
+        if found:
+            conflict = OrderConflict(order.external_id, state.status, found)
+            self.ledger.note_problem(order.external_id, "conflict", str(conflict), source, found)
+            raise conflict
 
     def enqueue_step(self, step: str, external_id: str, lane: str = "live", **additions: Any) -> Enqueued:
         """Send one step for an order that exists, optionally adding what it should write first.
@@ -153,6 +182,29 @@ def enqueue_step(step: str, external_id: str, lane: str = "live", **additions: A
 def retry_order(external_id: str, **options: Any) -> Enqueued:
     """`Producer.retry_order` with the settings of the environment."""
     return Producer(get_settings()).retry_order(external_id, **options)
+
+
+def differences(old: Any, new: Any, path: str = "") -> list[str]:
+    """The paths where two order messages differ (`items[1].quantity`, `payments`): names only, never values,
+    which may be customer data."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        found = []
+        for key in sorted(set(old) | set(new), key=str):
+            found += differences(old.get(key), new.get(key), f"{path}.{key}" if path else str(key))
+        return found
+    if isinstance(old, list) and isinstance(new, list):
+        if len(old) != len(new):
+            return [f"{path or 'order'} ({len(old)} stored, {len(new)} sent)"]
+        return [d for i, (a, b) in enumerate(zip(old, new)) for d in differences(a, b, f"{path}[{i}]")]
+    return [] if old == new else [path or "order"]
+
+
+def normal_message(message: dict[str, Any]) -> dict[str, Any]:
+    """A stored message as today's contract writes it (one stored by an older version may lack new defaults)."""
+    try:
+        return parse_order(message, today=date.min).model_dump(mode="json")
+    except OrderInvalid:
+        return message
 
 
 def _merged(part: str, message: dict[str, Any], added: Any) -> Any:

@@ -188,6 +188,37 @@ class Settings(BaseSettings):
         "offset (WooCommerce plugin CSVs). Empty: such times are row errors.",
     )
 
+    # The HTTP service (`keap-orders serve`): the ingestion API and the stores' webhooks
+    ingest_tokens: SecretStr | None = Field(
+        None, description="Bearer tokens of the ingestion API (POST/GET /v1/orders), comma-separated so they rotate "
+        "(add the new one, move the callers, drop the old). Empty: the API refuses every call (401).",
+    )
+    operator_tokens: SecretStr | None = Field(
+        None, description="Bearer tokens for the operators' actions over HTTP (/v1/orders/ID/retry and /cancel), "
+        "comma-separated; they also read. Never the same as INGEST_TOKENS.",
+    )
+    shopify_webhook_secret: SecretStr | None = Field(
+        None, description="The key Shopify signs webhooks with (the app's client secret, or the key shown in Settings "
+        "-> Notifications); comma-separated: each is tried (a rotation). Empty: /webhooks/shopify answers 401.",
+    )
+    woocommerce_webhook_secret: SecretStr | None = Field(
+        None, description="The webhook's Secret in WooCommerce -> Settings -> Advanced -> Webhooks; comma-separated: "
+        "each is tried. Empty: /webhooks/woocommerce answers 401 (its ping is still answered).",
+    )
+    webhook_spool_dir: str = Field(
+        "spool/woocommerce", description="Where a WooCommerce delivery is kept on disk while Redis does not answer "
+        "(WooCommerce never retries); the service imports and removes it once Redis answers. A persistent volume.",
+    )
+    webhook_test_orders: bool = Field(
+        False, description="Import Shopify test orders (`test: true`, the bogus gateway); by default they are "
+        "answered 200 and skipped.",
+    )
+    http_max_body_bytes: int = Field(
+        5_000_000, ge=1000, description="Largest request body the HTTP service reads (order webhooks can pass 100 kB)"
+        "; a bigger one is answered 413.",
+    )
+    http_max_json_depth: int = Field(32, ge=4, description="Deepest JSON nesting accepted; deeper bodies get 400.")
+
     sentry_dsn: SecretStr | None = Field(None, description="Sentry DSN; errors are reported without customer data.")
 
     # Operations: Sentry, logs, metrics, health, time limits, retention

@@ -115,7 +115,7 @@ def backfill(file, fmt, encoding, id_prefix, store_timezone, wait, dry_run, repo
 
 def exit_code(progress, waited: bool) -> int:
     """0 only when every row was valid and (having waited) every valid order is done."""
-    if waited and (progress.failed or progress.stalled or progress.done < progress.valid):
+    if progress.conflicts or (waited and (progress.failed or progress.stalled or progress.done < progress.valid)):
         return EXIT_FAILED
     if progress.invalid:
         return EXIT_INVALID_ROWS

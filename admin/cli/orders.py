@@ -27,11 +27,20 @@ def status(external_id, as_json) -> None:
     """Show one order: status, current or failed step, parked-until time, error, Keap ids. ID is the external id,
     or a store's order number (#1001, 1001) under the configured prefixes."""
     ledger = base.ledger()
-    state = ledger.get(order_id(external_id))
+    try:
+        ext = order_id(external_id)
+    except click.ClickException:
+        if ledger.problem(external_id) is None:
+            raise
+        ext = external_id  # no order, only a problem: a store delivery that maps to no valid order
+    state, problem = ledger.get(ext), ledger.problem(ext)
     if as_json:
-        emit_json(state.as_dict())
-    else:
+        emit_json({**(state.as_dict() if state else {"external_id": ext, "status": None}), "problem": problem})
+        return
+    if state is not None:
         click.echo(describe(state, ledger.now()))
+    if problem is not None:  # conflicting content, or a store delivery that maps to no valid order
+        click.echo(f"problem: {problem['kind']} ({problem['source']}): {problem['reason']}")
 
 
 @click.command(epilog="\b\nExamples:\n  keap-orders stuck --older-than 5m\n  keap-orders stuck --json")
@@ -107,6 +116,10 @@ def failed(step, reason, since, until, lane, limit, group_by, as_json) -> None:
     shown = f", {limit} shown" if len(rows) > limit and not group_by else ""
     click.echo(f"{len(rows)} of {total} failed order(s) match{shown}", err=True)
     _audit_reports(ledger, limit)
+    problems = ledger.problem_count()
+    if problems:
+        click.echo(f"and {problems} order(s) with a problem (conflicting content, invalid store deliveries): "
+                   "`keap-orders status ID`, or GET /v1/problems", err=True)
 
 
 def _audit_reports(ledger, limit) -> None:

@@ -6,8 +6,10 @@ import redis
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from admin.web import api, metrics, webhooks
 from admin.web.console import pages as console
 from producers.enqueue import Producer
+from producers.sources.base import ReadOptions
 from worker import context
 from worker.settings import Settings
 
@@ -19,8 +21,11 @@ def create_app(settings: Settings, producer: Producer | None = None) -> FastAPI:
     app = FastAPI(title="keap-orders", summary="Import complete orders into Keap, exactly once.",
                   openapi_url="/openapi.json", docs_url=None, redoc_url=None)
     app.state.settings = settings
-    app.state.producer = producer or Producer(settings, context.ledger(settings))
-
+    app.state.producer = producer or Producer(settings, context.ledger(settings, quick_redis(settings)))
+    app.state.read_options = ReadOptions.from_settings(settings)
+    metrics.install(app, settings.prometheus_multiproc_dir)
+    app.include_router(api.router)
+    app.include_router(webhooks.router)
     app.include_router(console.router)
 
     @app.get("/healthz", include_in_schema=False)
@@ -39,3 +44,9 @@ def create_app(settings: Settings, producer: Producer | None = None) -> FastAPI:
         return {"status": "ready"}
 
     return app
+
+
+def quick_redis(settings: Settings) -> redis.Redis:
+    """A client that fails within seconds when Redis is away (a store waits 5 s at most; the caller gets a 503 and
+    sends again), instead of the workers' patient retries."""
+    return redis.Redis.from_url(settings.redis_url, socket_timeout=3, socket_connect_timeout=1)

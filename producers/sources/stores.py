@@ -157,6 +157,12 @@ def payment_type(gateways: list[Any], column: str, errors: Errors, options: Read
     return None
 
 
+def listed(part: dict, key: str) -> list:
+    """A list a store's JSON order should hold at `key`; anything else (a damaged or hostile document) is empty."""
+    value = part.get(key)
+    return value if isinstance(value, list) else []
+
+
 def line(kind: str, name: str, price: Decimal, **extra: Any) -> dict:
     return {"type": kind, "name": name[:200], "quantity": 1, "unit_price": cents(price), **extra}
 

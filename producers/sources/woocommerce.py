@@ -126,10 +126,10 @@ def _items(order: dict, errors: Errors) -> list[dict]:
                    "export quantities before refunds (e.g. the 'Quantity' column) to import refunded orders")
     discount = amount(order.get("discount_total"), "discount_total", errors)
     if discount:
-        codes = [c.get("code") for c in order.get("coupon_lines") or [] if isinstance(c, dict) and c.get("code")]
+        codes = [c.get("code") for c in stores.listed(order, "coupon_lines") if isinstance(c, dict) and c.get("code")]
         items.append(stores.line("DISCOUNT", "Discount " + ", ".join(map(str, codes)) if codes else "Discount",
                                  discount))
-    shipping_lines = [s for s in order.get("shipping_lines") or [] if isinstance(s, dict)]
+    shipping_lines = [s for s in stores.listed(order, "shipping_lines") if isinstance(s, dict)]
     for entry in shipping_lines:
         price = amount(entry.get("total"), "shipping_lines.total", errors)
         if price:
@@ -139,7 +139,7 @@ def _items(order: dict, errors: Errors) -> list[dict]:
         price = amount(order.get("shipping_total"), "shipping_total", errors)
         if price:
             items.append(stores.line("SHIPPING", "Shipping", price))
-    for entry in order.get("fee_lines") or []:
+    for entry in stores.listed(order, "fee_lines"):
         entry = entry if isinstance(entry, dict) else {}
         price = amount(entry.get("total"), "fee_lines.total", errors)
         name = entry.get("name") if isinstance(entry.get("name"), str) and entry["name"].strip() else "Fee"
@@ -150,7 +150,7 @@ def _items(order: dict, errors: Errors) -> list[dict]:
         taxes = [(t.get("label") or t.get("rate_code") or "Tax",
                   (amount(t.get("tax_total"), "tax_lines.tax_total", errors) or ZERO)
                   + (amount(t.get("shipping_tax_total"), "tax_lines.shipping_tax_total", errors) or ZERO))
-                 for t in order.get("tax_lines") or [] if isinstance(t, dict)]
+                 for t in stores.listed(order, "tax_lines") if isinstance(t, dict)]
         taxes = [(str(label), value) for label, value in taxes if value]
         if taxes and sum(value for _, value in taxes) == tax:
             items += [stores.line("TAX", label, value) for label, value in taxes]

@@ -20,9 +20,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def serve(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+def serve(env: dict[str, str], *options: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "admin.cli", "serve", "--port", str(port)], cwd=ROOT,
+    process = subprocess.Popen([sys.executable, "-m", "admin.cli", "serve", "--port", str(port), *options], cwd=ROOT,
                                env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

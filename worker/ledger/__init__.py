@@ -15,6 +15,8 @@ Keys under the prefix (see store.py):
                writes found (a restart, failover or restore): orders around a loss look in Keap first (loss.py)
   audit        sorted set of orders whose writes were uncertain, by the time they are audited (audits.py);
                audit:reported what audits found for an operator
+  problems     sorted set of conflicts and invalid store deliveries by time; problem:{ref} each one's record;
+               delivery:{source}:{id} store deliveries already handled (expire after a week)
 
 Every status change is one Lua script (lua/*.lua) using Redis server time, so all hosts agree on the clock.
 `cancelled` is final: no script moves an order out of it.
@@ -27,6 +29,7 @@ from worker.ledger.effects import Effects
 from worker.ledger.leases import Lease, LeaseLost, Leases
 from worker.ledger.loss import Durability, Loss, LossPolicy, NotDurable
 from worker.ledger.orders import Orders
+from worker.ledger.problems import Problems
 from worker.ledger.reads import Reads
 from worker.ledger.retention import Retention
 from worker.ledger.state import ACTIVE, FINAL, STATUSES, Due, FailedRow, Gauges, Intent, OrderState
@@ -36,7 +39,7 @@ __all__ = ["ACTIVE", "FINAL", "STATUSES", "Due", "Durability", "FailedRow", "Gau
            "Ledger", "LossPolicy", "NotDurable", "OrderState"]
 
 
-class Ledger(Orders, Effects, Watch, Retention, Leases, Caches, Reads, Loss, Audits):
+class Ledger(Orders, Effects, Watch, Retention, Leases, Caches, Reads, Loss, Audits, Problems):
     """The ledger on one Redis client under one key prefix: the order state machine (orders.py), Keap effects
-    (effects.py), the keeper's watch (watch.py), retention, leases, caches, reads, lost writes (loss.py) and audits;
-    one class, one part a module."""
+    (effects.py), the keeper's watch (watch.py), retention, leases, caches, reads, lost writes (loss.py), audits and
+    problems; one class, one part a module."""
