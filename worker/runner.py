@@ -24,7 +24,7 @@ from worker.keap import (
     KeapRateLimited,
     KeapTransientError,
 )
-from worker.ledger import Lease, LeaseLost
+from worker.ledger import Lease, LeaseLost, leases
 from worker.settings import Settings
 from worker.steps.base import OrderRejected, Settle, StepContext
 from worker.throttle import LANE, QuotaWait
@@ -109,6 +109,7 @@ def run_step(ctx: StepContext, settings: Settings, step: str, external_id: str, 
     """
     ledger = ctx.ledger
     run = Run(external_id, step, ticket, failures)
+    claimed = leases.clock()  # the lease's own deadline counts from when the claim was sent
     verdict, status, lane = ledger.claim(external_id, step, run.token, settings.lease_seconds, ticket,
                                          pipeline.STEP_NAMES)
     if verdict == "busy":
@@ -117,11 +118,11 @@ def run_step(ctx: StepContext, settings: Settings, step: str, external_id: str, 
     if verdict != "ok":
         log.info("order %s: %s not run (%s)", external_id, step, verdict)
         return replace(STOP, result="skipped", lane=lane, reason=verdict)
-    lease = Lease(ledger, f"order:{external_id}", settings.lease_seconds, run.token)
+    lease = Lease(ledger, f"order:{external_id}", settings.lease_seconds, run.token, since=claimed)
     lease.keep()
     lane_token = LANE.set(lane)
     try:
-        result = _run(replace(ctx, token=run.token), settings, run)
+        result = _run(replace(ctx, token=run.token, lease=lease), settings, run)
     except redis.RedisError as exc:
         # Redis itself is out of reach: nothing can be recorded now. The lease runs out by itself; the delivery
         # comes back (or the keeper re-sends the order) once Redis answers again.

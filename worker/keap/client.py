@@ -4,6 +4,7 @@ from __future__ import annotations
 import json as jsonlib
 import logging
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -11,6 +12,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from worker.keap import sending
 from worker.keap.contacts import Contacts
 from worker.keap.errors import (
     WRITE_METHODS,
@@ -101,6 +103,11 @@ class KeapClient:
             # from None: the requests exception text holds the URL, whose query may carry an email.
             raise error_from_exception(exc, method, path) from None
 
+    def fenced(self, fence: Callable[[], None]) -> AbstractContextManager[None]:
+        """Within the block, `fence()` runs right before each request's bytes leave (after its send slot, on a
+        connected socket); it raises to keep the request from being sent (nothing was sent then)."""
+        return sending.fenced(fence)
+
     def _renewed(self, response: requests.Response) -> bool:
         renew = getattr(self.auth, "renew", None)
         return bool(renew is not None and renew(response.request))
@@ -134,6 +141,7 @@ class KeapClient:
             retry = Retry(total=None, connect=2, read=0, status=0, other=0, redirect=0, backoff_factor=0,
                           raise_on_status=False)
             self.session.mount(prefix, HTTPAdapter(max_retries=retry))
+        sending.hook(self.session.adapters[prefix])  # whatever the session: a fence always runs before a send
 
 
 def _parse(response: requests.Response) -> tuple[Any, bool]:

@@ -2,7 +2,7 @@
 
 Keys under the prefix (see store.py):
   order:{id}   hash: status, step, lane, ticket, the message, results `r:<what>` (Keap ids), intents `i:<what>`
-               (a non-idempotent write was sent: {"at": server time, "checks": lookups since})
+               (a non-idempotent write was sent: {"at": server time, "checks": lookups since, "by": lease token})
   status:{s}   one set per status, for counts and listings
   watch        sorted set of active orders by the time the keeper must look at them: when a parked order wakes,
                or the deadline by which a queued or running order must have moved. The keeper reads only what is
@@ -17,6 +17,7 @@ Keys under the prefix (see store.py):
                audit:reported what audits found for an operator
   problems     sorted set of conflicts and invalid store deliveries by time; problem:{ref} each one's record;
                delivery:{source}:{id} store deliveries already handled (expire after a week)
+  orphans      sorted set (by time) of answers to writes that came after the worker lost the order's lease
 
 Every status change is one Lua script (lua/*.lua) using Redis server time, so all hosts agree on the clock.
 `cancelled` is final: no script moves an order out of it.
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 from worker.ledger.caches import Caches
 from worker.ledger.audits import Audits
-from worker.ledger.effects import Effects
+from worker.ledger.effects import Effects, Orphan, OrphanWrite
 from worker.ledger.leases import Lease, LeaseLost, Leases
 from worker.ledger.loss import Durability, Loss, LossPolicy, NotDurable
 from worker.ledger.orders import Orders
@@ -36,7 +37,7 @@ from worker.ledger.state import ACTIVE, FINAL, STATUSES, Due, FailedRow, Gauges,
 from worker.ledger.watch import Watch
 
 __all__ = ["ACTIVE", "FINAL", "STATUSES", "Due", "Durability", "FailedRow", "Gauges", "Intent", "Lease", "LeaseLost",
-           "Ledger", "LossPolicy", "NotDurable", "OrderState"]
+           "Ledger", "LossPolicy", "NotDurable", "OrderState", "Orphan", "OrphanWrite"]
 
 
 class Ledger(Orders, Effects, Watch, Retention, Leases, Caches, Reads, Loss, Audits, Problems):

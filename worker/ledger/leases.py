@@ -3,6 +3,7 @@ custom-field setup), renewed while its holder works and gone within seconds of i
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from contextlib import contextmanager
 from typing import Iterator
@@ -10,6 +11,12 @@ from typing import Iterator
 import redis
 
 from worker.ledger.store import Store
+
+
+def clock() -> float:
+    """A clock that keeps running while the process is stopped or the machine sleeps (Linux's CLOCK_BOOTTIME; the
+    monotonic clock elsewhere): what a lease's deadline is measured on."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME) if hasattr(time, "CLOCK_BOOTTIME") else time.monotonic()
 
 
 class LeaseLost(Exception):
@@ -45,21 +52,42 @@ class Leases(Store):
 
 class Lease:
     """A Redis key with a token and an expiry, renewed every third of its lifetime by a background thread while
-    the holder works: gone within `seconds` of its holder's death, never before it while the holder lives."""
+    the holder works: gone within `seconds` of its holder's death, never before it while the holder lives.
 
-    def __init__(self, ledger: Leases, name: str, seconds: float, token: str | None = None):
+    `holds()` is the holder's own view, without a round trip: the lease surely lives until `seconds` minus a fifth
+    after the last claim or renewal was *sent* (on `clock()`; Redis set the expiry after that). A holder that stood
+    still past it (a stopped process, a paused VM, a laptop asleep) must not act on its own judgement any more.
+    """
+
+    MARGIN = 0.2  # of `seconds`: covers the way from the last check to Keap, and clocks that run a little apart
+
+    def __init__(self, ledger: Leases, name: str, seconds: float, token: str | None = None,
+                 since: float | None = None):
+        """`since`: the `clock()` time the claim that took this lease was sent (for a lease taken by a script)."""
         self.ledger, self.name, self.seconds = ledger, name, seconds
         self.token = token or uuid.uuid4().hex
         self.lost = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._until = self._deadline(since) if since is not None else 0.0
+
+    def _deadline(self, sent: float) -> float:
+        return sent + self.seconds * (1 - self.MARGIN)
+
+    def holds(self) -> bool:
+        """Whether the holder may still act under the lease: not lost, and surely not expired by now."""
+        return not self.lost.is_set() and clock() < self._until
 
     def acquire(self, wait: float = 0.0) -> bool:
         key, deadline = self.ledger.lease_key(self.name), self.ledger.now() + wait
-        while not self.ledger.redis.set(key, self.token, nx=True, px=int(self.seconds * 1000)):
+        while True:
+            sent = clock()
+            if self.ledger.redis.set(key, self.token, nx=True, px=int(self.seconds * 1000)):
+                break
             if self.ledger.now() >= deadline:
                 return False
             threading.Event().wait(0.05)
+        self._until = self._deadline(sent)
         self.keep()
         return True
 
@@ -70,10 +98,12 @@ class Lease:
 
     def _renew(self) -> None:
         while not self._stop.wait(self.seconds / 3):
+            sent = clock()
             try:
                 if not self.ledger.renew_lease(self.name, self.token, self.seconds):
                     self.lost.set()
                     return
+                self._until = self._deadline(sent)
             except redis.RedisError:
                 continue  # the next renewal may get through; the lease lasts three periods
 

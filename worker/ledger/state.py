@@ -13,9 +13,10 @@ FINAL = ("done", "failed", "cancelled")
 
 @dataclass
 class Intent:
-    at: float  # Redis server time when the write was about to be sent
+    at: float  # Redis server time when the write was being sent (right before its bytes left)
     checks: int = 0  # lookups since that found nothing
     checked_by_operator: bool = False  # `retry --charges-checked`: written again if one more lookup misses it
+    by: str = ""  # the lease token of the run that sent it
 
 
 @dataclass

@@ -35,6 +35,11 @@ class Store:
         """Done orders by the time they finished (retention reads what is due)."""
         return f"{self.prefix}:done"
 
+    @property
+    def orphans_key(self) -> str:
+        """Answers to writes that came after the worker lost the order's lease, by the time they came."""
+        return f"{self.prefix}:orphans"
+
     def lease_key(self, name: str) -> str:
         return f"{self.prefix}:lease:{name}"
 

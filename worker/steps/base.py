@@ -1,8 +1,9 @@
 """What every step shares: its dependencies, the errors it raises, loading the order, and `write_once`.
 
-`write_once` is the exactly-once rule for a write Keap has no idempotency key for: record the intent before the
-write; after an unanswered write, wait until it can no longer land (the settle time), then look for it several
-times, and write again only when none of those lookups found it.
+`write_once` is the exactly-once rule for a write Keap has no idempotency key for: record the intent right before
+the request leaves (after its send slot, while the lease surely holds); after an unanswered write, wait until it can
+no longer land (the settle time), then look for it several times, and write again only when none of those lookups
+found it. Its answer is recorded only under the lease; without it, it is kept as an orphan.
 """
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from typing import Callable
 
 from worker.contract import Order, OrderInvalid, parse_order
 from worker.keap import KeapClient, KeapError, KeapOutcomeUnknown
-from worker.ledger import Ledger, OrderState
+from worker.ledger import Lease, LeaseLost, Ledger, OrderState, OrphanWrite
+from worker.throttle import QuotaWait
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,7 @@ class StepContext:
     settle_checks: int = 3
     lease_seconds: float = 15.0
     token: str | None = None  # the lease token of the step run: intents are written only while it holds
+    lease: Lease | None = None  # the step run's lease: nothing is sent once it could have run out
 
 
 def load(ctx: StepContext, external_id: str) -> tuple[OrderState, Order]:
@@ -104,19 +107,41 @@ def write_once(ctx: StepContext, state: OrderState, what: str, *, find: Callable
             raise OrderRejected(unproven)
         log.warning("order %s: %s not in Keap after %d lookups over %.0fs; writing it again", state.external_id,
                     what, checks, now - intent.at)
-    ctx.ledger.mark_intent(state.external_id, what, ctx.token)
     try:
-        results = write()
+        with ctx.keap.fenced(lambda: _fence(ctx, state.external_id, what)):
+            results = write()
     except KeapOutcomeUnknown:
         raise  # the intent stays: the next attempt reconciles
-    except (KeapError, OrderRejected):
-        ctx.ledger.clear_intent(state.external_id, what)  # Keap answered: the write was not applied
+    except (KeapError, OrderRejected, QuotaWait, LeaseLost):
+        # Keap answered (the write was not applied), or the request never left (no slot soon enough, no lease).
+        ctx.ledger.clear_intent(state.external_id, what, ctx.token)
         raise
-    return _record(ctx, state, results)
+    return _record(ctx, state, results, what)
 
 
-def _record(ctx: StepContext, state: OrderState, results: Results) -> Results:
-    ctx.ledger.record(state.external_id, results)
+def _fence(ctx: StepContext, external_id: str, what: str) -> None:
+    """Right before a request of the write leaves, after its slot: the lease must surely hold, then the intent is
+    marked (in Redis, only under the lease), then the lease must still surely hold (no stop since the mark)."""
+    _hold(ctx, external_id, what)
+    ctx.ledger.mark_intent(external_id, what, ctx.token)
+    _hold(ctx, external_id, what)
+
+
+def _hold(ctx: StepContext, external_id: str, what: str) -> None:
+    if ctx.lease is not None and not ctx.lease.holds():
+        raise LeaseLost(f"order {external_id}: {what} not sent, the lease may have run out")
+
+
+def _record(ctx: StepContext, state: OrderState, results: Results, write: str | None = None) -> Results:
+    """Record under the lease; `write`: these results are that write's answer, kept as an orphan without it."""
+    try:
+        ctx.ledger.record(state.external_id, results, ctx.token, write=write)
+    except OrphanWrite:
+        # One error, ids only: Keap holds a record the ledger does not point at (a duplicate, most likely).
+        log.error("order %s: Keap answered %s with id %s after this worker lost the order's lease; kept as an "
+                  "orphan write, the ledger unchanged: check Keap for a duplicate", state.external_id, write,
+                  results.get(write))
+        raise
     state.results.update(results)
     for name in results:
         state.intents.pop(name, None)

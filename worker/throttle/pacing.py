@@ -81,6 +81,7 @@ class SendStats:
     sends: int = 0
     late_max_ms: float = 0.0
     pushed: int = 0  # calls that left later than the margin covers, so later slots were moved
+    voided: int = 0  # permits gone stale before their call could leave (the process stood still): taken again
 
 
 class Throttle:
@@ -105,6 +106,11 @@ class Throttle:
         # A backfill call reserves at most two slots ahead: enough to keep the schedule full, little enough that
         # a live call (which may reserve up to max_block ahead) is never queued behind much backfill.
         self.backfill_horizon = max(2 * self._interval, 10.0) / 1000
+        # A call later than one slot would leave on top of the next one (a stopped process waking with its
+        # permits): its permit is void. Within a slot it goes, and moves the schedule by its lateness, but never
+        # beyond the farthest a reservation may set it (the ceiling): lateness never adds up to a stall.
+        self.stale_ms = max(self._interval, send_margin_ms)
+        self.ceiling_ms = max_block * 1000 + self._interval
 
     @property
     def enabled(self) -> bool:
@@ -148,6 +154,14 @@ class Throttle:
             # Come back when the slot is within this lane's horizon; a live call may take it first.
             time.sleep(max(r.wait - self.backfill_horizon, 0.001))
 
+    def stale(self, late_ms: float) -> bool:
+        """Whether a permit whose call would leave `late_ms` after its slot is void (the caller takes another)."""
+        if late_ms <= self.stale_ms:
+            return False
+        self.stats.voided += 1
+        log.info("a send slot went stale (%.0f ms late: this process stood still); taking another", late_ms)
+        return True
+
     def observe(self, limits: RateLimits | None, status: int, slot_ms: float | None, *, late_ms: float = 0.0,
                 now_ms: float | None = None) -> int:
         """Let one answer correct the shared state; returns how many calls of others were added to the windows.
@@ -170,7 +184,7 @@ class Throttle:
         said = json.dumps({"status": status, **{k: _plain(v) for k, v in asdict(limits).items() if v is not None}}
                           if limits else {"status": status})
         args: list = ["" if now_ms is None else repr(float(now_ms)), slot_ms, self.send_margin_ms,
-                      f"keap:{uuid.uuid4().hex}", push]
+                      f"keap:{uuid.uuid4().hex}", push, self.ceiling_ms]
         for s in self.scopes:
             seconds, shortest = pause.get(s.kind, (None, None))
             args += keap_figures(s, limits, self.send_margin_ms) + [

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from worker.ledger import Lease, LeaseLost, Ledger
+from worker.ledger import Lease, LeaseLost, Ledger, OrphanWrite, leases
 
 STEPS = ("create_order", "add_items", "record_payment")
 
@@ -65,9 +65,30 @@ def test_intents_are_written_only_under_the_lease(ledger):
     assert ledger.note_check("o-4", "payment:ch_1") == 1
     with pytest.raises(LeaseLost):
         ledger.mark_intent("o-4", "payment:ch_2", "someone-else")
-    ledger.record("o-4", {"payment:ch_1": "7"})
+    ledger.record("o-4", {"payment:ch_1": "7"}, "mine", write="payment:ch_1")
     state = ledger.get("o-4")
     assert state.intents == {} and state.results == {"payment:ch_1": "7"}
+
+
+def test_an_answer_recorded_without_the_lease_is_an_orphan_and_the_ledger_stays(ledger):
+    _, _, _, ticket = register(ledger, "o-5")
+    ledger.claim("o-5", "create_order", "mine", 5, ticket, STEPS)
+    ledger.record("o-5", {"order_id": "7"}, "mine", write="order_id")
+    with pytest.raises(OrphanWrite):
+        ledger.record("o-5", {"order_id": "8"}, "gone", write="order_id")
+    with pytest.raises(LeaseLost):
+        ledger.record("o-5", {"keap_total": "1.00"}, "gone")
+    assert ledger.get("o-5").results == {"order_id": "7"}
+    assert [(o.external_id, o.what, o.results) for o in ledger.orphans()] == [("o-5", "order_id", {"order_id": "8"})]
+    assert ledger.orphan_count() == 1
+
+
+def test_the_lease_holds_by_its_own_clock_only_until_seconds_less_the_margin_after_the_claim(ledger):
+    fresh = Lease(ledger, "order:x", 10, "t", since=leases.clock())
+    stale = Lease(ledger, "order:y", 10, "t", since=leases.clock() - 8.5)  # claimed 8.5 s ago: 1.5 s may be left
+    assert fresh.holds() and not stale.holds()
+    fresh.lost.set()
+    assert not fresh.holds()
 
 
 def test_status_index_and_watch_follow_every_move(ledger):

@@ -12,7 +12,8 @@ from worker.ledger import scripts
 from worker.ledger.store import Store
 
 TESTED = {"register", "claim", "end_run", "take_due", "resend", "mark_intent", "note_check", "lease_renew",
-          "lease_release", "compact", "cancel"} | {"check_redis", "lost_write", "take_audits"}  # test_loss.py
+          "lease_release", "compact", "cancel", "record", "clear_intent"} | {"check_redis", "lost_write",
+                                                                            "take_audits"}  # test_loss.py
 
 
 @pytest.fixture
@@ -255,6 +256,34 @@ def test_mark_intent_writes_only_under_the_lease_and_note_check_counts(redis_cli
     assert lua("note_check", [keys.order_key("o")], ["payment:1"]) == 1
     assert lua("note_check", [keys.order_key("o")], ["payment:1"]) == 2
     assert json.loads(fields(redis_client, keys, "o")["i:payment:1"])["checks"] == 2
+
+
+def test_clear_intent_drops_only_the_callers_own_intent(redis_client, keys, lua, running):
+    assert lua("mark_intent", [keys.order_key("o"), lease(keys, "o")], ["order_id", "run1"]) == 1
+    assert json.loads(fields(redis_client, keys, "o")["i:order_id"])["by"] == "run1"
+    assert lua("clear_intent", [keys.order_key("o")], ["order_id", "run0"]) == 0  # another run's: it stays
+    assert lua("clear_intent", [keys.order_key("o")], ["payment:1", "run1"]) == 0
+    assert lua("clear_intent", [keys.order_key("o")], ["order_id", "run1"]) == 1
+    assert "i:order_id" not in fields(redis_client, keys, "o")
+
+
+def test_record_writes_only_under_the_lease_and_keeps_a_late_answer_as_an_orphan(redis_client, keys, lua, running):
+    record_keys = [keys.order_key("o"), lease(keys, "o"), keys.orphans_key]
+    redis_client.hset(keys.order_key("o"), "i:order_id", "{}")
+    assert lua("record", record_keys, ["run1", "o", "order_id", "order_id", "7", "keap_total", "9.00"]) == 1
+    stored = fields(redis_client, keys, "o")
+    assert (stored["r:order_id"], stored["r:keap_total"]) == ("7", "9.00") and "i:order_id" not in stored
+    # Another run holds the lease now: nothing is recorded; a write's answer the ledger has not is an orphan,
+    assert lua("record", record_keys, ["run0", "o", "order_id", "order_id", "8", "keap_total", "9.00"]) == -1
+    assert fields(redis_client, keys, "o")["r:order_id"] == "7"
+    (orphan, at), = redis_client.zrange(keys.orphans_key, 0, -1, withscores=True)
+    orphan = json.loads(orphan)
+    assert orphan.pop("at") == pytest.approx(at, abs=0.01) and abs(at - now(redis_client)) < 2
+    assert orphan == {"external_id": "o", "what": "order_id", "results": {"order_id": "8", "keap_total": "9.00"}}
+    # the same ids the run that took over found are not, and neither is a record that answers no write.
+    assert lua("record", record_keys, ["run0", "o", "order_id", "order_id", "7", "keap_total", "9.00"]) == 0
+    assert lua("record", record_keys, ["run0", "o", "", "contact_id", "3"]) == 0
+    assert redis_client.zcard(keys.orphans_key) == 1 and "r:contact_id" not in fields(redis_client, keys, "o")
 
 
 def test_a_lease_is_renewed_and_released_only_by_its_holder(redis_client, keys, lua, running):

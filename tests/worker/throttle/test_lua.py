@@ -73,10 +73,22 @@ def test_reserve_without_a_time_runs_on_redis_time(redis_client, reserve, key_pr
 
 
 def observe_args(now: float, slot: float, *, used="", limit="", width="", day_used="", day_limit="", reset="",
-                 pause="", shortest="", daily=0, said="") -> list:
-    """One scope; `slot` is the answered call's, the jitter 20 ms, no push."""
-    return [repr(now), slot, 20, "keap:x", 0, used, limit, width, day_used, day_limit, reset, pause, shortest, daily,
-            said]
+                 pause="", shortest="", daily=0, said="", push=0, ceiling=5250) -> list:
+    """One scope; `slot` is the answered call's, the jitter 20 ms, no push unless told."""
+    return [repr(now), slot, 20, "keap:x", push, ceiling, used, limit, width, day_used, day_limit, reset, pause,
+            shortest, daily, said]
+
+
+def test_observe_moves_the_schedule_by_a_late_calls_lateness_but_never_past_the_ceiling(redis_client, observe,
+                                                                                          key_prefix):
+    h, z = scope_keys(key_prefix)
+    redis_client.hset(h, "tat", NOW + 1000)
+    observe(keys=[h, z], args=observe_args(NOW, NOW - 300, push=200))
+    assert float(state(redis_client, h)["tat"]) == NOW + 1200
+    # Calls that left together late (a process that stood still) do not add up: the schedule stops at the ceiling.
+    for _ in range(5):
+        observe(keys=[h, z], args=observe_args(NOW, NOW - 300, push=2000, ceiling=3000))
+    assert float(state(redis_client, h)["tat"]) == NOW + 3000
 
 
 def test_observe_adds_the_calls_keap_counted_beyond_ours_and_keeps_what_it_said(redis_client, observe, key_prefix):

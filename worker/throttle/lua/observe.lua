@@ -5,15 +5,16 @@
 -- KEYS: per scope i, its hash KEYS[2i-1] and its sorted set KEYS[2i] (as for reserve.lua).
 -- ARGV: [1] now ms ('' = Redis TIME), [2] the slot of the answered call (ms), [3] jitter ms (how far from its slot
 --   a send of ours may have been counted), [4] member prefix (for calls of others added to the window), [5] push
---   ms (how much later than its slot the call left, beyond what the margin covers); then per scope i, from
---   ARGV[6 + 10(i-1)]: window used, window limit, window width ms, day used, day limit, reset ms, pause ms,
+--   ms (how much later than its slot the call left, beyond what the margin covers), [6] ceiling ms (the schedule
+--   never moves further than this ahead of now); then per scope i, from ARGV[7 + 10(i-1)]: window used, window limit, window width ms, day used, day limit, reset ms, pause ms,
 --   shortest pause ms (set: a spike arrest Keap does not time, the pause doubles while 429s keep coming),
 --   pause daily ('1'/'0'), said (JSON of the answer's headers, kept for operators). '' = unknown, for each.
 -- Returns the number of calls of others added to the windows (Keap counted more than we sent).
 local slot, jitter, member, push = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
+local ceiling = tonumber(ARGV[6])
 local added = 0
 for i = 1, #KEYS / 2 do
-  local h, z, a = KEYS[2 * i - 1], KEYS[2 * i], 5 + (i - 1) * 10
+  local h, z, a = KEYS[2 * i - 1], KEYS[2 * i], 6 + (i - 1) * 10
   local used, limit, width = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
   local day_used, day_limit, reset = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]), tonumber(ARGV[a + 6])
   local pause, pause_min, pause_daily, said = tonumber(ARGV[a + 7]), tonumber(ARGV[a + 8]), ARGV[a + 9], ARGV[a + 10]
@@ -22,9 +23,10 @@ for i = 1, #KEYS / 2 do
   if day_limit then redis.call('HSET', h, 'keap_day_limit', day_limit) end
   if reset then redis.call('HSET', h, 'keap_reset', reset) end
   if push > 0 then
-    -- The call left late: later slots move by as much, so every N sends still span the window.
+    -- The call left late: later slots move by as much, so every N sends still span the window; never further
+    -- than the ceiling, so the lateness of calls that left together does not add up to a stall.
     local tat = tonumber(redis.call('HGET', h, 'tat')) or 0
-    if tat > now then redis.call('HSET', h, 'tat', string.format('%.3f', tat + push)) end
+    if tat > now then redis.call('HSET', h, 'tat', string.format('%.3f', math.min(tat + push, now + ceiling))) end
   end
   if used and width then
     -- Keap counted this call among `used`; ours that Keap may have counted lie within the jitter of the slot.

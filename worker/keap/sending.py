@@ -1,0 +1,79 @@
+"""The moment a request is written: its send slot (the shared throttle) and its fence (the caller's last word) run
+on the connection once it is connected, right before the request's bytes leave, so no wait lies between them and
+the wire."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Callable, Iterator, Protocol
+
+import urllib3
+from requests.adapters import HTTPAdapter
+
+
+class Pace(Protocol):
+    """One request's send slot: `take()` waits for a slot (or raises when it may not wait that long); `usable()`
+    says whether that slot may still be sent in (it goes stale when this process stood still past it)."""
+
+    def take(self) -> None: ...
+
+    def usable(self) -> bool: ...
+
+
+# Set by the session for each request, and by the caller around a write: `fence()` is called right before each of
+# the write's requests leaves, after its slot; it raises to keep the request from being sent.
+PACE: ContextVar[Pace | None] = ContextVar("keap_orders_pace", default=None)
+FENCE: ContextVar[Callable[[], None] | None] = ContextVar("keap_orders_fence", default=None)
+
+
+@contextmanager
+def fenced(fence: Callable[[], None]) -> Iterator[None]:
+    token = FENCE.set(fence)
+    try:
+        yield
+    finally:
+        FENCE.reset(token)
+
+
+def before_write() -> None:
+    """The slot, then the fence. A slot that went stale meanwhile (the process was stopped, or the fence took long)
+    is void: another is taken and the fence runs again, so what leaves is always in a fresh slot, just fenced."""
+    pace, fence = PACE.get(), FENCE.get()
+    while True:
+        if pace is not None:
+            pace.take()
+        if fence is not None:
+            fence()
+        if pace is None or pace.usable():
+            return
+
+
+class _Hooked:
+    def request(self, method, url, body=None, headers=None, **kwargs):
+        if PACE.get() is not None or FENCE.get() is not None:
+            if self.sock is None:
+                self.connect()  # neither a pooled connection's wait nor a handshake lies between the hooks and the wire
+            before_write()
+        return super().request(method, url, body=body, headers=headers, **kwargs)
+
+
+class _HTTPConnection(_Hooked, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_Hooked, urllib3.connection.HTTPSConnection):
+    pass
+
+
+class _HTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+def hook(adapter) -> None:
+    """Make an adapter's connections run `before_write` (before any of its pools is made)."""
+    if isinstance(adapter, HTTPAdapter):
+        adapter.poolmanager.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
