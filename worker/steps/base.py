@@ -91,6 +91,7 @@ def write_once(ctx: StepContext, state: OrderState, what: str, *, find: Callable
     ctx.ledger.lost_write(state, what, looked=ctx.settle_checks - 1)  # Redis lost writes? then an intent is set
     intent = state.intents.get(what)
     if intent is not None:
+        log.info("order %s: settling: %s was sent and its answer never recorded", state.external_id, what)
         now = ctx.ledger.now()
         if now < intent.at + ctx.settle_seconds:
             raise Settle(intent.at + ctx.settle_seconds, f"an earlier {what} write may still land in Keap")

@@ -81,3 +81,52 @@ def test_a_429_pauses_every_client_of_the_key(redis_client, key_prefix):
         slots = [score for _, score in redis_client.zrange(f"{key}:window", 0, -1, withscores=True)]
         assert max(slots) >= paused_until
         assert sb.stats()["throttled_429"] == 1
+
+
+class Stop(Exception):
+    pass
+
+
+def test_the_fence_runs_after_the_slot_right_before_the_request_and_can_keep_it_from_leaving(key_prefix):
+    with Sandbox(limits="off") as sb:
+        client = context.keap_client(settings(sb, key_prefix, rate_limits="10/s"))
+        seen = []
+
+        def fence():  # what a write's fence sees: its slot taken, its request not yet at Keap
+            seen.append((client.session.throttle.snapshot()[0]["day"]["total"], sb.stats()["total"]))
+
+        with client.fenced(fence):
+            client.request("POST", "/v2/orders/model/customFields", json={"label": "A", "field_type": "TEXT"})
+        assert seen == [(1, 0)] and sb.stats()["total"] == 1
+
+        def refuse():
+            raise Stop
+
+        with client.fenced(refuse), pytest.raises(Stop):
+            client.request("GET", "/v2/orders/model")
+        assert sb.stats()["total"] == 1  # nothing left
+
+
+def test_a_plain_session_runs_the_fence_too(key_prefix):
+    from worker.keap import ApiKeyAuth, KeapClient
+
+    with Sandbox(limits="off") as sb:
+        client = KeapClient(sb.base_url, ApiKeyAuth(SANDBOX_KEY), session=requests.Session())
+        with client.fenced(lambda: (_ for _ in ()).throw(Stop())), pytest.raises(Stop):
+            client.request("GET", "/v2/orders/model")
+        assert sb.stats()["total"] == 0
+
+
+def test_a_slot_gone_stale_is_void_and_a_late_one_within_its_slot_is_not(redis_client, key_prefix):
+    import time
+
+    from worker.throttle.pacing import Permit
+    from worker.throttle.session import _Slot
+
+    throttle = context.throttle(Settings(keap_api_key=SANDBOX_KEY, redis_url=REDIS_URL, key_prefix=key_prefix,
+                                         rate_limits="4/s"))
+    slot = _Slot(throttle)
+    slot.permit = Permit(0.0, time.time() - 0.1)  # 100 ms late, within its 255 ms slot: it goes
+    assert slot.usable() and throttle.stats.voided == 0
+    slot.permit = Permit(0.0, time.time() - 60)  # its process stood still a minute: void
+    assert not slot.usable() and throttle.stats.voided == 1
