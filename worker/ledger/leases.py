@@ -75,8 +75,22 @@ class Lease:
         return sent + self.seconds * (1 - self.MARGIN)
 
     def holds(self) -> bool:
-        """Whether the holder may still act under the lease: not lost, and surely not expired by now."""
-        return not self.lost.is_set() and clock() < self._until
+        """Whether the holder may still act under the lease: not lost, and surely not expired by now. Past its own
+        deadline (a renewal thread starved of CPU, or a stop) only Redis can say so: one renewal, now."""
+        if self.lost.is_set():
+            return False
+        if clock() < self._until:
+            return True
+        sent = clock()
+        try:
+            renewed = self.ledger.renew_lease(self.name, self.token, self.seconds)
+        except redis.RedisError:
+            return False
+        if not renewed:
+            self.lost.set()
+            return False
+        self._until = self._deadline(sent)
+        return True
 
     def acquire(self, wait: float = 0.0) -> bool:
         key, deadline = self.ledger.lease_key(self.name), self.ledger.now() + wait
