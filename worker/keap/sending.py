@@ -57,7 +57,7 @@ class _Hooked:
     def request(self, method, url, body=None, headers=None, **kwargs):
         if PACE.get() is not None or FENCE.get() is not None:
             if self.sock is None:
-                self.connect()  # neither a pooled connection's wait nor a handshake lies between the hooks and the wire
+                self.connect()  # no pooled connection's wait nor a handshake between the hooks and the wire
             before_write()
         return super().request(method, url, body=body, headers=headers, **kwargs)
 

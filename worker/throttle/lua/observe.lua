@@ -6,7 +6,8 @@
 -- ARGV: [1] now ms ('' = Redis TIME), [2] the slot of the answered call (ms), [3] jitter ms (how far from its slot
 --   a send of ours may have been counted), [4] member prefix (for calls of others added to the window), [5] push
 --   ms (how much later than its slot the call left, beyond what the margin covers), [6] ceiling ms (the schedule
---   never moves further than this ahead of now); then per scope i, from ARGV[7 + 10(i-1)]: window used, window limit, window width ms, day used, day limit, reset ms, pause ms,
+--   never moves further than this ahead of now); then per scope i, from ARGV[7 + 10(i-1)]: window used, window
+--   limit, window width ms, day used, day limit, reset ms, pause ms,
 --   shortest pause ms (set: a spike arrest Keap does not time, the pause doubles while 429s keep coming),
 --   pause daily ('1'/'0'), said (JSON of the answer's headers, kept for operators). '' = unknown, for each.
 -- Returns the number of calls of others added to the windows (Keap counted more than we sent).
