@@ -26,7 +26,7 @@ from worker.keap import (
 )
 from worker.ledger import Lease, LeaseLost, leases
 from worker.settings import Settings
-from worker.steps.base import OrderRejected, Settle, StepContext
+from worker.steps.base import OrderRejected, Settle, StepContext, hold
 from worker.throttle import LANE, QuotaWait
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,10 @@ def run_step(ctx: StepContext, settings: Settings, step: str, external_id: str, 
     lease.keep()
     lane_token = LANE.set(lane)
     try:
-        result = _run(replace(ctx, token=run.token, lease=lease), settings, run)
+        held = replace(ctx, token=run.token, lease=lease)
+        # No request of this run leaves once its lease could have run out (a stopped worker waking up).
+        with ctx.keap.fenced(lambda: hold(held, external_id)):
+            result = _run(held, settings, run)
     except redis.RedisError as exc:
         # Redis itself is out of reach: nothing can be recorded now. The lease runs out by itself; the delivery
         # comes back (or the keeper re-sends the order) once Redis answers again.

@@ -123,12 +123,14 @@ def write_once(ctx: StepContext, state: OrderState, what: str, *, find: Callable
 def _fence(ctx: StepContext, external_id: str, what: str) -> None:
     """Right before a request of the write leaves, after its slot: the lease must surely hold, then the intent is
     marked (in Redis, only under the lease), then the lease must still surely hold (no stop since the mark)."""
-    _hold(ctx, external_id, what)
+    hold(ctx, external_id, what)
     ctx.ledger.mark_intent(external_id, what, ctx.token)
-    _hold(ctx, external_id, what)
+    hold(ctx, external_id, what)
 
 
-def _hold(ctx: StepContext, external_id: str, what: str) -> None:
+def hold(ctx: StepContext, external_id: str, what: str = "a Keap call") -> None:
+    """The fence of every request a step run sends (the runner's) and of a write's: the run's lease must surely
+    hold, or LeaseLost is raised and nothing is sent."""
     if ctx.lease is not None and not ctx.lease.holds():
         raise LeaseLost(f"order {external_id}: {what} not sent, the lease may have run out")
 
