@@ -84,25 +84,29 @@ def test_a_paused_job_stops_reading_and_resumes_at_the_same_row(fleet, tmp_path)
 
     f = fleet()
     f.worker(concurrency=2)
-    ids = [f"pause-{i:03d}" for i in range(20)]
-    path = tmp_path / "orders.jsonl"
-    path.write_text("\n".join(json.dumps(order(ext)) for ext in ids) + "\n")
-    jobs = Jobs(f.ledger)
-    job = jobs.create(str(path), None, {}, 2)
-    feeder = Feeder(f.producer, jobs, lease_seconds=3, poll_seconds=0.05)
-    thread = threading.Thread(target=feeder.run, args=(job.id,), daemon=True)
-    assert jobs.claim(job.id, feeder.token, 3) == "ok"
-    thread.start()
-    _wait(lambda: jobs.get(job.id).position >= 4, 60, "the feeder did not start reading")
-    jobs.set_status(job.id, "paused")
-    thread.join(10)
-    assert not thread.is_alive()  # it stopped and gave the job up
-    stopped = jobs.get(job.id).position
-    assert stopped < len(ids)
-    time.sleep(1)
-    assert jobs.get(job.id).position == stopped and jobs.claim(job.id, "other", 3) == "paused"
-    jobs.set_status(job.id, "queued")
-    feeder.serve(once=True)
-    done = jobs.get(job.id)
-    assert done.status == "finished" and done.counts["done"] == len(ids) and done.counts["sent"] == len(ids)
-    assert all(in_keap(f.sandbox, ext) == (1, 1) for ext in ids)
+    f.sandbox.set_faults(latency_ms=40)  # orders take a moment, so the pause lands while rows are still unread
+    try:
+        ids = [f"pause-{i:03d}" for i in range(20)]
+        path = tmp_path / "orders.jsonl"
+        path.write_text("\n".join(json.dumps(order(ext)) for ext in ids) + "\n")
+        jobs = Jobs(f.ledger)
+        job = jobs.create(str(path), None, {}, 2)
+        feeder = Feeder(f.producer, jobs, lease_seconds=3, poll_seconds=0.05)
+        thread = threading.Thread(target=feeder.run, args=(job.id,), daemon=True)
+        assert jobs.claim(job.id, feeder.token, 3) == "ok"
+        thread.start()
+        _wait(lambda: jobs.get(job.id).position >= 4, 60, "the feeder did not start reading")
+        jobs.set_status(job.id, "paused")
+        thread.join(10)
+        assert not thread.is_alive()  # it stopped and gave the job up
+        stopped = jobs.get(job.id).position
+        assert stopped < len(ids)
+        time.sleep(1)
+        assert jobs.get(job.id).position == stopped and jobs.claim(job.id, "other", 3) == "paused"
+        jobs.set_status(job.id, "queued")
+        feeder.serve(once=True)
+        done = jobs.get(job.id)
+        assert done.status == "finished" and done.counts["done"] == len(ids) and done.counts["sent"] == len(ids)
+        assert all(in_keap(f.sandbox, ext) == (1, 1) for ext in ids)
+    finally:
+        f.sandbox.set_faults(latency_ms=0)
