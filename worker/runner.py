@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 
 import redis
 
-from worker import pipeline
+from worker import liveness, pipeline
 from worker.keap import (
     CredentialRevoked,
     KeapAuthError,
@@ -203,7 +203,10 @@ def _end(ctx: StepContext, settings: Settings, run: Run, result: _Wait | _Failed
             # its own has no chain to park, so it comes back through the broker too.
             wait = min(result.seconds, settings.broker_retry_max_seconds)
             if run.ticket is not None:
-                ledger.retry(ext, token=run.token, ticket=run.ticket, step=run.step, start_within=wait + stall)
+                # Looked at soon after the countdown: if this worker dies before its retry starts (even before it is
+                # sent), the keeper finds the message's holder gone and sends the order again (worker/liveness.py).
+                ledger.retry(ext, token=run.token, ticket=run.ticket, step=run.step,
+                             start_within=wait + liveness.LOOK_AFTER_SECONDS)
             else:
                 ledger.release(ext, token=run.token)
             return Outcome("retry", wait, result.failures, result="retry", reason=result.reason)

@@ -11,6 +11,7 @@ Keys under the prefix (see store.py):
   done         sorted set of done orders by the time they finished: retention compacts what is older than
                DONE_RETENTION_DAYS to a small marker (`compact_done`), reading only what is due
   held:{group} parked orders waiting for one event; cache:{name} caches shared by all workers
+  worker:{name} a worker's heartbeat (workers.py: who holds a queued order's message)
 
 Every status change is one Lua script (lua/*.lua) using Redis server time, so all hosts agree on the clock.
 `cancelled` is final: no script moves an order out of it.
@@ -25,11 +26,12 @@ from worker.ledger.reads import Reads
 from worker.ledger.retention import Retention
 from worker.ledger.state import ACTIVE, FINAL, STATUSES, Due, FailedRow, Gauges, Intent, OrderState
 from worker.ledger.watch import Watch
+from worker.ledger.workers import Holder, Workers
 
-__all__ = ["ACTIVE", "FINAL", "STATUSES", "Due", "FailedRow", "Gauges", "Intent", "Lease", "LeaseLost", "Ledger",
+__all__ = ["ACTIVE", "FINAL", "STATUSES", "Due", "FailedRow", "Gauges", "Holder", "Intent", "Lease", "LeaseLost", "Ledger",
            "OrderState"]
 
 
-class Ledger(Orders, Effects, Watch, Retention, Leases, Caches, Reads):
+class Ledger(Orders, Effects, Watch, Workers, Retention, Leases, Caches, Reads):
     """The ledger on one Redis client under one key prefix: the order state machine (orders.py), Keap effects
     (effects.py), the keeper's watch (watch.py), retention, leases, caches and reads; one class, one part a module."""
