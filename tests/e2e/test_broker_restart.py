@@ -89,7 +89,8 @@ def test_a_redis_restart_under_load_kills_no_worker(e2e_sandbox, tmp_path):
 
 @pytest.mark.parametrize("transport, raised", [("redis", AttributeError),
                                                 ("worker.broker:Transport", redis.ConnectionError)])
-def test_an_ack_on_a_closed_broker_connection_is_a_connection_error_not_a_crash(transport, raised, key_prefix):
+def test_an_ack_on_a_closed_broker_connection_is_a_connection_error_not_a_crash(transport, raised, key_prefix,
+                                                                               redis_client):
     # The state a consumer restart leaves behind (kombu closed the connection and the channel's pools) for a step
     # still running: its ack then reaches kombu's _connparams with no connection. Celery survives connection errors
     # there (it logs "Couldn't ack"); kombu 5.7's AttributeError kills the worker.
@@ -105,5 +106,9 @@ def test_an_ack_on_a_closed_broker_connection_is_a_connection_error_not_a_crash(
     conn._do_close_transport()
     with pytest.raises(raised):
         message.ack()
+    message.channel.qos._on_collect.cancel()  # no restore at exit on the closed connection; clean up here instead
+    redis_client.zrem("unacked_index", message.delivery_tag)
+    redis_client.hdel("unacked", message.delivery_tag)
+    redis_client.delete(queue.name, f"_kombu.binding.{queue.name}", f"_kombu.binding_permanent.{queue.name}")
     # Celery's Request.acknowledge passes the transport's connection errors to Message.ack_log_error
     assert issubclass(raised, conn.connection_errors) == (raised is not AttributeError)
