@@ -97,7 +97,8 @@ def run(orders: int, kill: bool, seed: int, kill_for: float | None = None, defau
         sb.set_faults()  # from here on Keap answers normally: the operator's turn, then verify
         confirmed = _operator_confirms_charges(ledger, settings, sb)
         checked, problems = verify_file(path, None, context.build_context(settings))
-        return {"elapsed": elapsed, "after_last_kill": after_last_kill, "statuses": statuses, "kills": kills, "dropped_connections": drops,
+        return {"elapsed": elapsed, "after_last_kill": after_last_kill, "statuses": statuses, "kills": kills,
+                "dropped_connections": drops,
                 "checked": checked, "problems": problems, "duplicates": _duplicates(sb, path), "failures": failures,
                 "confirmed": confirmed, "done_after_operator": ledger.count("done"),
                 "finished": "progress" in result, "calls": sb.stats()["total"], "resends": _resends(ledger, path)}

@@ -2,8 +2,9 @@
 
 It releases parked orders whose time has come (retries with a long wait, rate-limit waits, the daily quota, settle
 times) and sends again orders that stopped moving: a queued order whose message never started, a running order
-whose worker died (its lease ran out), a queued one whose message a dead worker held (its heartbeat stopped). Each pass reads only the orders that are due (a sorted set by time), so
-its cost follows the work that is due, never the size of the ledger. Two keepers at once are safe: taking a due
+whose worker died (its lease ran out), a queued one whose message a dead worker held (its heartbeat stopped). Each
+pass reads only the orders that are due (a sorted set by time), so its cost follows the work that is due, never the
+size of the ledger. Two keepers at once are safe: taking a due
 order is atomic, and a re-sent order gets a new ticket that makes its older messages stale. It also refreshes the
 OAuth tokens when due (`keep_tokens`) and compacts done orders past their retention (`compact`).
 """

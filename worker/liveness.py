@@ -9,6 +9,7 @@ import redis
 
 from worker import context, pipeline
 from worker.ledger import Ledger
+from worker.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ def _the_ledger() -> Ledger:
     # Its own client in the worker's main process (the pool's processes build their own context after the fork).
     global _ledger
     if _ledger is None:
-        _ledger = context.ledger(context.get_settings())
+        _ledger = context.ledger(get_settings())
     return _ledger
 
 

@@ -66,7 +66,8 @@ def test_a_redis_restart_under_load_kills_no_worker(e2e_sandbox, tmp_path):
         configure(settings)
         producer = Producer(settings)
         # Each write takes a while, so steps are in flight (and acknowledge late) when Redis goes away.
-        e2e_sandbox.set_faults(latency_ms=700, routes=["POST /rest/v2/orders", "POST /rest/v2/orders/{order_id}/payments"])
+        e2e_sandbox.set_faults(latency_ms=700,
+                               routes=["POST /rest/v2/orders", "POST /rest/v2/orders/{order_id}/payments"])
         log = tmp_path / "worker.log"
         with open(log, "w") as errors, worker_process(env, name="restart", pool="prefork", concurrency=2, beat=True,
                                                       errors=errors, loglevel="INFO") as worker:

@@ -20,7 +20,8 @@ from worker.keap.quota import RateLimits
 from worker.keap.wire import build_filter, money
 
 __all__ = [
-    "ApiKeyAuth", "BearerAuth", "CredentialPause", "CredentialRefused", "CredentialRevoked", "KeapAuthError", "KeapClient", "KeapError", "KeapNotFound", "KeapOutcomeUnknown",
+    "ApiKeyAuth", "BearerAuth", "CredentialPause", "CredentialRefused", "CredentialRevoked", "KeapAuthError",
+    "KeapClient", "KeapError", "KeapNotFound", "KeapOutcomeUnknown",
     "KeapPermanentError", "KeapQuotaExhausted", "KeapRateLimited", "KeapTransientError", "KeapValidationError",
     "RateLimits", "build_filter", "error_from_response", "exchange_code", "money", "refresh_token",
 ]

@@ -113,7 +113,8 @@ def error_from_response(status: int, body: Any, limits: RateLimits | None, *, me
                                retry_after=retry_after, **kwargs)
     if status in (401, 403):
         # The credential's kind knows the fix (its auth's `refused`); this is what a caller without one sees.
-        hint = "the credential is wrong or revoked" if status == 401 else "the credential lacks permission for this call"
+        hint = ("the credential is wrong or revoked" if status == 401
+                else "the credential lacks permission for this call")
         return KeapAuthError(f"Keap refused the credentials ({where}){detail}: {hint}", **kwargs)
     if status == 404:
         return KeapNotFound(f"Keap has no such resource ({where}){detail}", **kwargs)

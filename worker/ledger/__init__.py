@@ -28,10 +28,11 @@ from worker.ledger.state import ACTIVE, FINAL, STATUSES, Due, FailedRow, Gauges,
 from worker.ledger.watch import Watch
 from worker.ledger.workers import Holder, Workers
 
-__all__ = ["ACTIVE", "FINAL", "STATUSES", "Due", "FailedRow", "Gauges", "Holder", "Intent", "Lease", "LeaseLost", "Ledger",
-           "OrderState"]
+__all__ = ["ACTIVE", "FINAL", "STATUSES", "Due", "FailedRow", "Gauges", "Holder", "Intent", "Lease", "LeaseLost",
+           "Ledger", "OrderState"]
 
 
 class Ledger(Orders, Effects, Watch, Workers, Retention, Leases, Caches, Reads):
     """The ledger on one Redis client under one key prefix: the order state machine (orders.py), Keap effects
-    (effects.py), the keeper's watch (watch.py), retention, leases, caches and reads; one class, one part a module."""
+    (effects.py), the keeper's watch (watch.py), workers' heartbeats, retention, leases, caches and reads; one class,
+    one part a module."""
