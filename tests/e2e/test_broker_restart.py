@@ -3,7 +3,10 @@ appendonly, so the queues survive), restarted several times while steps are in f
 every order finishes once."""
 from __future__ import annotations
 
+import json
+import os
 import subprocess
+import sys
 import tempfile
 import time
 from contextlib import contextmanager
@@ -15,6 +18,8 @@ import redis
 from tests.conftest import REDIS_URL
 from tests.e2e.conftest import in_keap, order
 from tests.e2e.test_liveness import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @contextmanager
@@ -51,9 +56,8 @@ def _pings(port: int) -> bool:
 
 
 def test_a_redis_restart_under_load_kills_no_worker(e2e_sandbox, tmp_path):
-    from admin.demo import run_env, worker_answers, worker_process
-    from producers.enqueue import Producer
-    from worker.app import configure
+    from admin.demo import run_env, worker_process
+    from worker import context
     from worker.settings import Settings
 
     port = 6400 + (int(time.time()) % 90)
@@ -62,30 +66,41 @@ def test_a_redis_restart_under_load_kills_no_worker(e2e_sandbox, tmp_path):
         env = run_env(e2e_sandbox.base_url, url, "restart", RATE_LIMITS="off", LEASE_SECONDS="3",
                       SETTLE_SECONDS="3", QUEUED_STALL_SECONDS="10", KEEPER_INTERVAL_SECONDS="1",
                       BROKER_RETRY_MAX_SECONDS="3", RETRY_BACKOFF_CAP_SECONDS="2")
-        settings = Settings(**{name.lower(): value for name, value in env.items()})
-        configure(settings)
-        producer = Producer(settings)
+        ledger = context.ledger(Settings(**{name.lower(): value for name, value in env.items()}))
         # Each write takes a while, so steps are in flight (and acknowledge late) when Redis goes away.
         e2e_sandbox.set_faults(latency_ms=700,
                                routes=["POST /rest/v2/orders", "POST /rest/v2/orders/{order_id}/payments"])
+        ids = [f"restart-{i}" for i in range(12)]
         log = tmp_path / "worker.log"
         with open(log, "w") as errors, worker_process(env, name="restart", pool="prefork", concurrency=2, beat=True,
                                                       errors=errors, loglevel="INFO") as worker:
-            assert worker_answers(worker)
-            ids = [f"restart-{i}" for i in range(12)]
-            for ext in ids:
-                producer.enqueue_order(order(ext), "backfill")
+            # Sent by another process: this one's Celery app stays on the shared Redis for the other tests.
+            subprocess.run([sys.executable, "-c", _ENQUEUE, json.dumps([order(ext) for ext in ids])],
+                           env={**os.environ, **env}, cwd=ROOT, check=True, timeout=60)
             for i in range(4):
                 time.sleep(1.5)
                 restart(down=i % 2)
                 assert worker.poll() is None, log.read_text()[-3000:]
             deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and set(producer.ledger.statuses(ids).values()) != {"done"}:
+            while time.monotonic() < deadline and set(ledger.statuses(ids).values()) != {"done"}:
                 assert worker.poll() is None, log.read_text()[-3000:]
                 time.sleep(0.5)
             assert worker.poll() is None, log.read_text()[-3000:]
-        assert set(producer.ledger.statuses(ids).values()) == {"done"}
+        assert set(ledger.statuses(ids).values()) == {"done"}
         assert [in_keap(e2e_sandbox, ext) for ext in ids] == [(1, 1)] * len(ids)
+
+
+_ENQUEUE = """
+import json, sys
+from producers.enqueue import Producer
+from worker.app import configure
+from worker.settings import Settings
+settings = Settings()
+configure(settings)
+producer = Producer(settings)
+for order in json.loads(sys.argv[1]):
+    producer.enqueue_order(order, "backfill")
+"""
 
 
 @pytest.mark.parametrize("transport, raised", [("redis", AttributeError),
