@@ -6,7 +6,11 @@ SIGKILLed (main process and pool) every 2–5 s and restarted, and once the Redi
 dropped. The same run without kills comes first, for comparison. Prints orders done / failed / stalled, the
 problems `verify` finds (duplicates included) and the time to the last order. Needs Redis; loopback only.
 
-    python bench/chaos.py [--orders 300] [--no-baseline]
+    python bench/chaos.py [--orders 300] [--no-baseline] [--kill-for SECONDS] [--defaults]
+
+--kill-for stops the kills after that many seconds (else they go on until the backfill ends) and prints how long
+after the last kill the last order finished; --defaults runs with the production settings (120 s settle time,
+15 s leases, 300 s stall time) instead of the bench's shortened ones.
 """
 from __future__ import annotations
 
@@ -41,15 +45,15 @@ from worker.settings import Settings  # noqa: E402
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-def run(orders: int, kill: bool, seed: int) -> dict:
+def run(orders: int, kill: bool, seed: int, kill_for: float | None = None, defaults: bool = False) -> dict:
     run_id = f"chaos-{uuid.uuid4().hex[:8]}"
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
         sb = stack.enter_context(Sandbox(port=0, limits="off", seed=seed, faults={
             "error_rate": 0.05, "commit_then_timeout_rate": 0.02}))
         # The sandbox applies a write at once, so 10 s of settle time is ample here (Keap's default is 120 s).
-        env = run_env(sb.base_url, REDIS_URL, run_id, RATE_LIMITS="off", SETTLE_SECONDS="10", LEASE_SECONDS="5",
-                      QUEUED_STALL_SECONDS="15", KEEPER_INTERVAL_SECONDS="1", MAX_RETRIES="10",
-                      RETRY_BACKOFF_CAP_SECONDS="8")
+        short = {} if defaults else dict(SETTLE_SECONDS="10", LEASE_SECONDS="5", QUEUED_STALL_SECONDS="15",
+                                         KEEPER_INTERVAL_SECONDS="1", MAX_RETRIES="10", RETRY_BACKOFF_CAP_SECONDS="8")
+        env = run_env(sb.base_url, REDIS_URL, run_id, RATE_LIMITS="off", **short)
         settings = Settings(**{name.lower(): value for name, value in env.items()})
         configure(settings)
         stack.callback(_cleanup, run_id)
@@ -69,9 +73,9 @@ def run(orders: int, kill: bool, seed: int) -> dict:
         thread = threading.Thread(target=lambda: result.update(progress=job.run(path, wait=True)), daemon=True)
         thread.start()
         kills = drops = 0
-        dropped = False
+        dropped, last_kill = False, None
         while thread.is_alive() and time.monotonic() - started < 1800:
-            if not kill:
+            if not kill or (kill_for is not None and time.monotonic() - started > kill_for):
                 thread.join(1)
                 continue
             time.sleep(random.uniform(2, 5))
@@ -80,10 +84,12 @@ def run(orders: int, kill: bool, seed: int) -> dict:
             workers[index][0].close()
             workers[index] = _start(stack, env, queues, f"{run_id}-w{index}-{kills}", log)
             kills += 1
+            last_kill = time.monotonic()
             if not dropped and time.monotonic() - started > 20:
                 drops = redis.Redis.from_url(REDIS_URL).client_kill_filter(_type="normal", skipme=True)
                 dropped = True
         elapsed = time.monotonic() - started
+        after_last_kill = time.monotonic() - last_kill if last_kill is not None else None
         thread.join(5)
         ledger = context.ledger(settings)
         statuses = {s: ledger.count(s) for s in ("done", "failed", "queued", "running", "waiting", "cancelled")}
@@ -91,7 +97,8 @@ def run(orders: int, kill: bool, seed: int) -> dict:
         sb.set_faults()  # from here on Keap answers normally: the operator's turn, then verify
         confirmed = _operator_confirms_charges(ledger, settings, sb)
         checked, problems = verify_file(path, None, context.build_context(settings))
-        return {"elapsed": elapsed, "statuses": statuses, "kills": kills, "dropped_connections": drops,
+        return {"elapsed": elapsed, "after_last_kill": after_last_kill, "statuses": statuses, "kills": kills,
+                "dropped_connections": drops,
                 "checked": checked, "problems": problems, "duplicates": _duplicates(sb, path), "failures": failures,
                 "confirmed": confirmed, "done_after_operator": ledger.count("done"),
                 "finished": "progress" in result, "calls": sb.stats()["total"], "resends": _resends(ledger, path)}
@@ -155,6 +162,8 @@ def report(name: str, figures: dict) -> None:
     print(f"{name}: done {s['done']}, failed {s['failed']}, stalled {stalled}; time to last order "
           f"{figures['elapsed']:.0f}s; worker kills {figures['kills']}, Redis connections dropped "
           f"{figures['dropped_connections']}; keeper re-sends {figures['resends']}; Keap calls {figures['calls']}")
+    if figures["after_last_kill"] is not None:
+        print(f"  last order done {figures['after_last_kill']:.0f}s after the last kill")
     for failure in figures["failures"]:
         print(f"  failed {failure[:160]}")
     print(f"  after the operator checked {figures['confirmed']} card charge(s) in Keap and retried them: done "
@@ -169,11 +178,13 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=300)
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--no-baseline", action="store_true", help="only the run with kills")
+    parser.add_argument("--kill-for", type=float, help="stop killing after this many seconds")
+    parser.add_argument("--defaults", action="store_true", help="the production settings, not the shortened ones")
     args = parser.parse_args()
-    baseline = None if args.no_baseline else run(args.orders, kill=False, seed=args.seed)
+    baseline = None if args.no_baseline else run(args.orders, kill=False, seed=args.seed, defaults=args.defaults)
     if baseline:
         report("without kills", baseline)
-    chaos = run(args.orders, kill=True, seed=args.seed)
+    chaos = run(args.orders, kill=True, seed=args.seed, kill_for=args.kill_for, defaults=args.defaults)
     report("with kills   ", chaos)
     if baseline:
         print(f"time ratio (with kills / without): {chaos['elapsed'] / baseline['elapsed']:.2f}")

@@ -15,7 +15,7 @@ import redis
 from celery import Celery, chain, signals
 from kombu import Exchange, Queue
 
-from worker import context, pipeline
+from worker import context, liveness, pipeline
 from worker.ops import logs, metrics, sentry
 from worker.settings import Settings, get_settings
 from worker.steps import readings
@@ -35,6 +35,7 @@ def _lane(name: str) -> Queue:
 def celery_config(settings: Settings) -> dict:
     return {
         "broker_url": settings.redis_url,
+        "broker_transport": "worker.broker:Transport",  # kombu's Redis transport, its ack guarded (worker/broker.py)
         "task_queues": tuple(_lane(q) for q in (settings.live_queue, settings.backfill_queue, settings.keeper_queue)),
         "task_default_queue": settings.live_queue,
         "task_routes": {"keap.keeper": {"queue": settings.keeper_queue}},
@@ -185,3 +186,13 @@ def _heartbeat(**_) -> None:
 @signals.worker_process_init.connect
 def _after_fork(**_) -> None:
     context.install(None)
+
+
+@signals.worker_ready.connect
+def _start_beating(sender=None, **_) -> None:
+    liveness.start_beating(sender.hostname)
+
+
+@signals.task_received.connect
+def _received(request=None, **_) -> None:
+    liveness.received(request.hostname, request.name, request.args, request.kwargs)

@@ -12,7 +12,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 from requests.auth import AuthBase
 
-from worker.keap import ApiKeyAuth, BearerAuth, KeapClient
+from worker.keap import ApiKeyAuth, BearerAuth, CredentialPause, KeapClient
 from worker.keap.client import OnResponse
 from worker.keap.tokens import (
     MAKE_KEY,
@@ -51,7 +51,8 @@ def credential(settings: Settings, client: redis.Redis | None = None) -> tuple[A
     or PAT per key and OAuth per app (client id), so the name is a digest of the key or the app, never a token."""
     if settings.keap_api_key:
         key = settings.keap_api_key.get_secret_value()
-        return ApiKeyAuth(key), "sak", "key-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+        name = "key-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+        return ApiKeyAuth(key, credential_pause(settings, name, client)), "sak", name
     tokens = oauth_tokens(settings, client)
     if tokens is not None:
         # Keap limits OAuth per app (client id), across its accounts; the tokens rotate, the app does not.
@@ -59,9 +60,16 @@ def credential(settings: Settings, client: redis.Redis | None = None) -> tuple[A
                 f"oauth-{settings.keap_client_id}")
     if settings.keap_access_token:
         token = settings.keap_access_token.get_secret_value()
-        return BearerAuth(lambda: token), "oauth", "oauth-app"  # a bare token: its app is not known
+        name = "token-" + hashlib.sha256(token.encode()).hexdigest()[:16]
+        # A bare token: its app is not known, so it is limited as "oauth-app".
+        return BearerAuth(lambda: token, pause=credential_pause(settings, name, client)), "oauth", "oauth-app"
     raise NoCredential("no Keap credential: set KEAP_API_KEY, or KEAP_CLIENT_ID (OAuth, then `keap-orders auth "
                        "login`), in the environment or .env")
+
+
+def credential_pause(settings: Settings, name: str, client: redis.Redis | None = None) -> CredentialPause:
+    """The fleet's pause on the credential `name` (a digest): a new key is a new credential, never paused."""
+    return CredentialPause(client or redis_client(settings), f"{settings.key_prefix}:credential:{name}:paused")
 
 
 def oauth_tokens(settings: Settings, client: redis.Redis | None = None) -> OAuthTokens | None:

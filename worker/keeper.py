@@ -2,8 +2,9 @@
 
 It releases parked orders whose time has come (retries with a long wait, rate-limit waits, the daily quota, settle
 times) and sends again orders that stopped moving: a queued order whose message never started, a running order
-whose worker died (its lease ran out). Each pass reads only the orders that are due (a sorted set by time), so
-its cost follows the work that is due, never the size of the ledger. Two keepers at once are safe: taking a due
+whose worker died (its lease ran out), a queued one whose message a dead worker held (its heartbeat stopped). Each
+pass reads only the orders that are due (a sorted set by time), so its cost follows the work that is due, never the
+size of the ledger. Two keepers at once are safe: taking a due
 order is atomic, and a re-sent order gets a new ticket that makes its older messages stale. It also refreshes the
 OAuth tokens when due (`keep_tokens`), compacts done orders past their retention (`compact`), watches for a Redis
 that lost writes, and audits orders whose writes were uncertain once AUDIT_AFTER_SECONDS have passed (`audit`).
@@ -17,6 +18,7 @@ from typing import Protocol
 from worker.keap import CredentialRevoked, KeapError
 from worker.keap.tokens import OAuthTokens
 from worker.ledger import FINAL, Due, Ledger
+from worker.liveness import LOOK_AFTER_SECONDS
 from worker.settings import Settings
 from worker.steps.audit import Findings, audit_order
 from worker.steps.base import OrderRejected, StepContext
@@ -130,6 +132,11 @@ def _handle(ledger: Ledger, settings: Settings, send: Send, due: Due) -> str:
     if due.lease_alive:
         ledger.watch_at(ext, due.now + settings.lease_seconds)  # slow but alive: look again later
         return "working"
+    holder = ledger.holder(ext) if due.status == "queued" else None
+    if holder is not None and holder.alive and due.now < holder.queued_since + stall:
+        # A live worker holds the message (prefetched, or a retry's countdown): look again until the stall time.
+        ledger.watch_at(ext, min(due.now + LOOK_AFTER_SECONDS, holder.queued_since + stall))
+        return "held"
     if due.redrives >= settings.max_redrives:
         ledger.fail(ext, step=step, kind="stalled",
                     error=f"order {ext}: {step} made no progress after {due.redrives} re-sends (each time its worker "
@@ -141,5 +148,5 @@ def _handle(ledger: Ledger, settings: Settings, send: Send, due: Due) -> str:
     if ticket:
         send(ext, due.lane, step, ticket_of(ticket))
         log.warning("order %s: %s stalled (%s), sent again", ext, step,
-                    "worker gone" if due.status == "running" else "message never started")
+                    "worker gone" if due.status == "running" or holder is not None else "message never started")
     return "redriven"

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field, replace
 
 import redis
 
-from worker import pipeline
+from worker import liveness, pipeline
 from worker.keap import (
-    CredentialRevoked,
+    CredentialRefused,
     KeapAuthError,
     KeapNotFound,
     KeapPermanentError,
@@ -52,7 +52,7 @@ class Outcome:
 
 
 NEXT, STOP = Outcome("next"), Outcome("stop")
-REAUTH = "waiting for re-authorisation (keap-orders auth login)"
+REAUTH = CredentialRefused.waiting
 REAUTH_WAIT_SECONDS = 86400.0  # looked at again daily; `auth login` releases the order sooner
 
 
@@ -61,6 +61,7 @@ class _Wait:
     seconds: float
     reason: str
     failures: int
+    held: bool = False  # waits for a credential fixed: released by `keap-orders auth login` / `auth resume`
 
 
 @dataclass(frozen=True)
@@ -79,9 +80,7 @@ def backoff(failures: int, settings: Settings) -> float:
 
 def refused(external_id: str, step: str, exc: KeapPermanentError) -> str:
     """An operator's message for a request Keap will not accept as it is: what happened and what to do."""
-    if isinstance(exc, KeapAuthError):
-        todo = "check KEAP_API_KEY / KEAP_ACCESS_TOKEN and the key's permissions, then"
-    elif isinstance(exc, KeapNotFound):
+    if isinstance(exc, KeapNotFound):
         todo = "a Keap record this order refers to is gone (deleted in Keap?); check it, then"
     else:
         todo = "fix the order (or the Keap setup it needs), then"
@@ -173,9 +172,10 @@ def _run(ctx: StepContext, settings: Settings, run: Run) -> _Wait | _Failed | st
         pipeline.step(step).run(ctx, external_id)
     except OrderRejected as exc:
         return _Failed(str(exc), "rejected")
-    except CredentialRevoked:
-        # Nothing can succeed until someone authorises the app again; `auth login` releases the order at once.
-        return _Wait(REAUTH_WAIT_SECONDS, REAUTH, failures)
+    except KeapAuthError as exc:
+        # A credential Keap refuses never fails an order: nothing can succeed until someone fixes it. The order
+        # waits, held, and `auth login` / `auth resume` releases it at once (see worker/keap/auth.py).
+        return _Wait(REAUTH_WAIT_SECONDS, getattr(exc, "waiting", REAUTH), failures, held=True)
     except KeapPermanentError as exc:
         return _Failed(refused(external_id, step, exc), "keap")
     except Settle as exc:
@@ -217,13 +217,16 @@ def _end(ctx: StepContext, settings: Settings, run: Run, result: _Wait | _Failed
             # its own has no chain to park, so it comes back through the broker too.
             wait = min(result.seconds, settings.broker_retry_max_seconds)
             if run.ticket is not None:
-                ledger.retry(ext, token=run.token, ticket=run.ticket, step=run.step, start_within=wait + stall)
+                # Looked at soon after the countdown: if this worker dies before its retry starts (even before it is
+                # sent), the keeper finds the message's holder gone and sends the order again (worker/liveness.py).
+                ledger.retry(ext, token=run.token, ticket=run.ticket, step=run.step,
+                             start_within=wait + liveness.LOOK_AFTER_SECONDS)
             else:
                 ledger.release(ext, token=run.token)
             return Outcome("retry", wait, result.failures, result="retry", reason=result.reason)
         until = ledger.now() + result.seconds
         ledger.park(ext, token=run.token, ticket=run.ticket, step=run.step, until=until, reason=result.reason)
-        if result.reason == REAUTH:
+        if result.held:
             ledger.hold(ext, "reauth")
         log.info("order %s: %s parked for %.0fs (%s)", ext, run.step, result.seconds, result.reason)
         return replace(STOP, result="parked", reason=result.reason)

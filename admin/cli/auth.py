@@ -108,4 +108,17 @@ def auth_logout() -> None:
     click.echo("deleted the stored tokens" if deleted else "no tokens were stored")
 
 
+@auth.command("resume")
+def auth_resume() -> None:
+    """After fixing a credential Keap refused (KEAP_API_KEY, KEAP_ACCESS_TOKEN, an app's permissions): check it with
+    one read call, then let the workers use it again and release the orders waiting for it."""
+    from admin.credentials import StillRefused, resume
+
+    try:
+        released = resume(base.keap_context())
+    except StillRefused as exc:
+        raise click.ClickException(f"the credential still does not work: {exc}") from None
+    click.echo(f"the credential works; resumed {released} order(s) that were waiting for it")
+
+
 COMMANDS = (auth,)

@@ -42,6 +42,31 @@ def test_a_worker_killed_mid_step_costs_seconds_not_the_visibility_timeout(fleet
     assert [in_keap(e2e_sandbox, ext) for ext in ids] == [(1, 1)] * 4  # exactly one order and payment each
 
 
+def test_messages_a_killed_worker_held_come_back_within_a_minute_not_the_stall_time(fleet, e2e_sandbox):
+    # The victim holds its orders' messages as retry countdowns (the rate limit makes them wait); the broker would
+    # give them back after an hour and the stall rule after 300 s. Its heartbeat stops, so the keeper re-sends them.
+    run = fleet(VISIBILITY_TIMEOUT_SECONDS="3600", QUEUED_STALL_SECONDS="300", RATE_LIMITS="4/min",
+                BROKER_RETRY_MAX_SECONDS="60", THROTTLE_MAX_BLOCK_SECONDS="1")
+    run.keeper()
+    victim = run.worker("victim")
+    ids = [f"{run.run_id}-h{i}" for i in range(4)]
+    for ext in ids:
+        run.producer.enqueue_order(order(ext), "live")  # the live lane never blocks long on the limit: it waits
+
+    def held_by_victim():  # the only worker yet: queued again after a first attempt = a countdown it holds
+        return [ext for ext in ids if run.ledger.get(ext).status == "queued" and run.ledger.get(ext).attempts]
+
+    held = wait_for(lambda: len(held_by_victim()) >= 2 and held_by_victim(), 60, "orders waiting in the victim")
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait()
+    started = time.monotonic()
+    run.worker("rescuer", env={"RATE_LIMITS": "off"})
+    run.wait(ids, 90)
+    assert time.monotonic() - started < 60
+    assert sum(run.ledger.get(ext).resends for ext in held) >= 1  # the keeper re-sent what the victim held
+    assert [in_keap(e2e_sandbox, ext) for ext in ids] == [(1, 1)] * 4
+
+
 def test_a_killed_pool_process_is_replaced_and_its_order_finishes(fleet, e2e_sandbox):
     run = fleet()
     run.keeper()

@@ -21,12 +21,13 @@ def test_worker_takes_live_work_first_and_acks_late():
 
 
 def test_keap_refusals_become_actionable_operator_messages():
-    from worker.keap import KeapAuthError, KeapValidationError
+    # A refused credential never fails an order (tests/e2e/test_credentials.py): it waits for the credential.
+    from worker.keap import KeapNotFound, KeapValidationError
     from worker.runner import refused
 
-    auth = refused("shop-1", "create_order", KeapAuthError("Keap answered 401: invalid key", status=401))
-    assert auth.startswith("order shop-1: create_order: Keap refused the request")
-    assert "KEAP_API_KEY" in auth and "keap-orders retry shop-1" in auth
+    gone = refused("shop-1", "create_order", KeapNotFound("Keap answered 404", status=404))
+    assert gone.startswith("order shop-1: create_order: Keap refused the request")
+    assert "deleted in Keap" in gone and "keap-orders retry shop-1" in gone
     bad = refused("shop-2", "record_payment", KeapValidationError("Keap answered 400: amount", status=400))
     assert "fix the order" in bad and "keap-orders retry shop-2" in bad
 

@@ -85,7 +85,11 @@ class KeapClient:
             self.on_response(method, path, response.status_code, limits)
         body, parsed = _parse(response)
         if not 200 <= response.status_code < 300:
-            raise error_from_response(response.status_code, body, limits, method=method, path=path)
+            error = error_from_response(response.status_code, body, limits, method=method, path=path)
+            refused = getattr(self.auth, "refused", None)
+            if response.status_code in (401, 403) and refused is not None:
+                raise refused(error)  # the credential's kind says what the orders wait for and the fix
+            raise error
         if not parsed:
             error = KeapOutcomeUnknown if method in WRITE_METHODS else KeapTransientError
             raise error(f"Keap answered {method} {path} with HTTP {response.status_code} and a body that is not "

@@ -7,7 +7,8 @@
     │   └── KeapOutcomeUnknown       a write may have been applied: reconcile before writing again
     └── KeapPermanentError           do not retry as is
         ├── KeapAuthError            401/403, refused OAuth grant
-        │   └── CredentialRevoked    the OAuth grant is dead: the fleet pauses until `keap-orders auth login`
+        │   └── CredentialRefused    Keap refuses the credential in use: orders wait (.waiting says for what)
+        │       └── CredentialRevoked  the OAuth grant is dead: the fleet pauses until `keap-orders auth login`
         ├── KeapNotFound             404
         └── KeapValidationError      400/409/422, Keap's message verbatim
 """
@@ -67,7 +68,20 @@ class KeapAuthError(KeapPermanentError):
     pass
 
 
-class CredentialRevoked(KeapAuthError):
+class CredentialRefused(KeapAuthError):
+    """Keap refuses the credential in use (401/403 to an API key, or to an OAuth token it was sent again with): no
+    order can go on until someone fixes it, so orders wait instead of failing. `waiting`: what they wait for, with
+    the fix for this kind of credential."""
+
+    waiting = "waiting for re-authorisation (keap-orders auth login)"
+
+    def __init__(self, message: str, *, waiting: str | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        if waiting is not None:
+            self.waiting = waiting
+
+
+class CredentialRevoked(CredentialRefused):
     """Keap refused the OAuth grant (invalid_grant): no request can succeed until someone authorises the app
     again (`keap-orders auth login`). Every worker waits instead of failing orders."""
 
@@ -98,9 +112,10 @@ def error_from_response(status: int, body: Any, limits: RateLimits | None, *, me
         return KeapRateLimited(f"Keap rate limit hit ({where}){detail}; retry in {retry_after:g} s",
                                retry_after=retry_after, **kwargs)
     if status in (401, 403):
-        hint = ("check the API key or refresh the OAuth access token" if status == 401
-                else "the credential lacks permission for this call, or the app's access was revoked")
-        return KeapAuthError(f"Keap refused the credentials ({where}){detail}; {hint}", **kwargs)
+        # The credential's kind knows the fix (its auth's `refused`); this is what a caller without one sees.
+        hint = ("the credential is wrong or revoked" if status == 401
+                else "the credential lacks permission for this call")
+        return KeapAuthError(f"Keap refused the credentials ({where}){detail}: {hint}", **kwargs)
     if status == 404:
         return KeapNotFound(f"Keap has no such resource ({where}){detail}", **kwargs)
     if status in (400, 409, 422):

@@ -18,6 +18,7 @@ Keys under the prefix (see store.py):
   problems     sorted set of conflicts and invalid store deliveries by time; problem:{ref} each one's record;
                delivery:{source}:{id} store deliveries already handled (expire after a week)
   orphans      sorted set (by time) of answers to writes that came after the worker lost the order's lease
+  worker:{name} a worker's heartbeat (workers.py: who holds a queued order's message)
 
 Every status change is one Lua script (lua/*.lua) using Redis server time, so all hosts agree on the clock.
 `cancelled` is final: no script moves an order out of it.
@@ -35,12 +36,13 @@ from worker.ledger.reads import Reads
 from worker.ledger.retention import Retention
 from worker.ledger.state import ACTIVE, FINAL, STATUSES, Due, FailedRow, Gauges, Intent, OrderState
 from worker.ledger.watch import Watch
+from worker.ledger.workers import Holder, Workers
 
-__all__ = ["ACTIVE", "FINAL", "STATUSES", "Due", "Durability", "FailedRow", "Gauges", "Intent", "Lease", "LeaseLost",
-           "Ledger", "LossPolicy", "NotDurable", "OrderState", "Orphan", "OrphanWrite"]
+__all__ = ["ACTIVE", "FINAL", "STATUSES", "Due", "Durability", "FailedRow", "Gauges", "Holder", "Intent", "Lease",
+           "LeaseLost", "Ledger", "LossPolicy", "NotDurable", "OrderState", "Orphan", "OrphanWrite"]
 
 
-class Ledger(Orders, Effects, Watch, Retention, Leases, Caches, Reads, Loss, Audits, Problems):
+class Ledger(Orders, Effects, Watch, Workers, Retention, Leases, Caches, Reads, Loss, Audits, Problems):
     """The ledger on one Redis client under one key prefix: the order state machine (orders.py), Keap effects
-    (effects.py), the keeper's watch (watch.py), retention, leases, caches, reads, lost writes (loss.py), audits and
-    problems; one class, one part a module."""
+    (effects.py), the keeper's watch (watch.py), workers' heartbeats, retention, leases, caches, reads, lost writes
+    (loss.py), audits and problems; one class, one part a module."""

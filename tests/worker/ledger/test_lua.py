@@ -11,7 +11,7 @@ import pytest
 from worker.ledger import scripts
 from worker.ledger.store import Store
 
-TESTED = {"register", "claim", "end_run", "take_due", "resend", "mark_intent", "note_check", "lease_renew",
+TESTED = {"register", "claim", "end_run", "take_due", "resend", "mark_intent", "note_check", "lease_renew", "received",
           "lease_release", "compact", "cancel", "record", "clear_intent"} | {"check_redis", "lost_write",
                                                                             "take_audits"}  # test_loss.py
 
