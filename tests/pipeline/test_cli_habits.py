@@ -105,3 +105,16 @@ def test_every_file_command_says_which_optional_columns_are_missing(ctx, cli_env
                  ["verify", str(path)]):
         result = cli(cli_env, *args)
         assert "warning: " in result.output and "Refunded Amount" in result.output, args
+
+
+def test_failed_lists_an_orphan_write_with_what_to_do(ctx, ext, cli_env):
+    import pytest
+
+    from worker.ledger import OrphanWrite
+
+    ctx.ledger.register(ext, {"external_id": ext}, "live", first_step="create_order")
+    with pytest.raises(OrphanWrite):  # the answer of a write whose worker no longer holds the order
+        ctx.ledger.record(ext, {"order_id": "9001"}, token="a-lease-long-gone", write="order_id")
+    shown = cli(cli_env, "failed")
+    assert f"{ext}\torphan write\torder_id" in shown.output and "Keap holds order_id 9001" in shown.output
+    assert ctx.ledger.get(ext).results.get("order_id") is None  # the ledger was not re-pointed
