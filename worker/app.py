@@ -68,7 +68,15 @@ def configure(settings: Settings) -> None:
     config = celery_config(settings)
     known = {q.name: q for q in app.conf.task_queues or ()} if "task_queues" in app.conf.changes else {}
     config["task_queues"] = tuple({**known, **{q.name: q for q in config["task_queues"]}}.values())
+    moved = "broker_url" in app.conf.changes and app.conf.broker_url != config.get("broker_url")
     app.conf.update(config)
+    if moved:
+        # Another broker: the cached connection pool and the producers on it (control's ping, task sends) would still
+        # talk to the old one.
+        if app._pool is not None:
+            app._pool.force_close_all()
+        app._pool = None
+        app.amqp._producer_pool = None
     for queue in config["task_queues"]:  # Celery keeps the queues it has read already
         app.amqp.queues.setdefault(queue.name, queue)
 

@@ -10,6 +10,7 @@ from admin.cli import base
 from admin.cli.base import EXIT_KEAP
 from admin.cli.show import emit_json
 from admin.console import when
+from admin.credentials import StillRefused, resume
 from worker.context import NoCredential, oauth_tokens
 from worker.keap import KeapError
 from worker.keap.tokens import OAuthTokens
@@ -108,12 +109,10 @@ def auth_logout() -> None:
     click.echo("deleted the stored tokens" if deleted else "no tokens were stored")
 
 
-@auth.command("resume")
+@auth.command("resume", epilog="\b\nExample:\n  keap-orders auth resume     (after setting the right KEAP_API_KEY)")
 def auth_resume() -> None:
     """After fixing a credential Keap refused (KEAP_API_KEY, KEAP_ACCESS_TOKEN, an app's permissions): check it with
     one read call, then let the workers use it again and release the orders waiting for it."""
-    from admin.credentials import StillRefused, resume
-
     try:
         released = resume(base.keap_context())
     except StillRefused as exc:
