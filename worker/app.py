@@ -13,7 +13,7 @@ from pathlib import Path
 
 import redis
 from celery import Celery, chain, signals
-from kombu import Exchange, Queue
+from kombu import Exchange, Queue, pools
 
 from worker import context, liveness, pipeline
 from worker.ops import logs, metrics, sentry
@@ -72,9 +72,10 @@ def configure(settings: Settings) -> None:
     app.conf.update(config)
     if moved:
         # Another broker: the cached connection pool and the producers on it (control's ping, task sends) would still
-        # talk to the old one.
-        if app._pool is not None:
-            app._pool.force_close_all()
+        # talk to the old one (kombu's registry hands the old producer pool back for an equal connection). Dropped,
+        # not closed: a thread of the process may still hold a connection of it.
+        pools.connections.clear()
+        pools.producers.clear()
         app._pool = None
         app.amqp._producer_pool = None
     for queue in config["task_queues"]:  # Celery keeps the queues it has read already

@@ -116,11 +116,17 @@ def failed(step, reason, since, until, lane, limit, group_by, as_json) -> None:
     shown = f", {limit} shown" if len(rows) > limit and not group_by else ""
     click.echo(f"{len(rows)} of {total} failed order(s) match{shown}", err=True)
     _audit_reports(ledger, limit)
-    now = ledger.now()
-    for orphan in ledger.orphans(limit):  # a Keap write whose answer came after its worker lost the order
-        ids = ", ".join(f"{name} {value}" for name, value in orphan.results.items())
-        click.echo(f"{orphan.external_id}\torphan write\t{orphan.what}\t{when(orphan.at, now)}\tKeap holds {ids}, "
-                   "the ledger does not point at it: check it in Keap (a duplicate, most likely) and delete it there")
+    if any((step, reason, since, until, lane)):  # orphans are no failed orders: the filters do not pick them
+        orphans = ledger.orphan_count()
+        if orphans:
+            click.echo(f"and {orphans} orphan write(s): `keap-orders failed` without filters lists them", err=True)
+    else:
+        now = ledger.now()
+        for orphan in ledger.orphans(limit):  # a Keap write whose answer came after its worker lost the order
+            ids = ", ".join(f"{name} {value}" for name, value in orphan.results.items())
+            click.echo(f"{orphan.external_id}\torphan write\t{orphan.what}\t{when(orphan.at, now)}\tKeap holds "
+                       f"{ids}, the ledger does not point at it: check it in Keap (a duplicate, most likely) and "
+                       "delete it there")
     problems = ledger.problem_count()
     if problems:
         click.echo(f"and {problems} order(s) with a problem (conflicting content, invalid store deliveries): "

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from producers.jobs import Jobs
 from tests.e2e.conftest import in_keap, order
+from tests.e2e.test_liveness import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 ORDERS = 40
@@ -21,16 +22,6 @@ ORDERS = 40
 def _cli(env: dict, *args: str, **popen) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "admin.cli", *args], cwd=ROOT, env={**os.environ, **env},
                             start_new_session=True, **popen)
-
-
-def _wait(condition, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"after {timeout}s: {what}")
 
 
 def test_a_detached_backfill_survives_its_terminal_and_a_sigkill_of_its_feeder(fleet, tmp_path):
@@ -52,7 +43,7 @@ def test_a_detached_backfill_survives_its_terminal_and_a_sigkill_of_its_feeder(f
 
     first = _cli(f.env, "feeder", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait(lambda: jobs.get(job_id).position >= 12, 60, "the first feeder did not read 12 rows")
+        wait_for(lambda: jobs.get(job_id).position >= 12, 60, "the first feeder did not read 12 rows")
         os.killpg(first.pid, signal.SIGKILL)  # no clean-up of any kind: its lease expires in 2 s
         first.wait(10)
         cut = jobs.get(job_id)
@@ -63,7 +54,7 @@ def test_a_detached_backfill_survives_its_terminal_and_a_sigkill_of_its_feeder(f
 
     second = _cli(f.env, "feeder", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        done = _wait(lambda: (job := jobs.get(job_id)).status == "finished" and job, 120,
+        done = wait_for(lambda: (job := jobs.get(job_id)).status == "finished" and job, 120,
                      f"the job did not finish: {jobs.get(job_id)}")
     finally:
         os.killpg(second.pid, signal.SIGTERM)
@@ -95,7 +86,7 @@ def test_a_paused_job_stops_reading_and_resumes_at_the_same_row(fleet, tmp_path)
         thread = threading.Thread(target=feeder.run, args=(job.id,), daemon=True)
         assert jobs.claim(job.id, feeder.token, 3) == "ok"
         thread.start()
-        _wait(lambda: jobs.get(job.id).position >= 4, 60, "the feeder did not start reading")
+        wait_for(lambda: jobs.get(job.id).position >= 4, 60, "the feeder did not start reading")
         jobs.set_status(job.id, "paused")
         thread.join(10)
         assert not thread.is_alive()  # it stopped and gave the job up

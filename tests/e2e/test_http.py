@@ -10,6 +10,7 @@ import time
 import requests
 
 from tests.e2e.conftest import in_keap, order
+from tests.e2e.test_liveness import wait_for
 from tests.web.conftest import (OPERATOR, SHOPIFY_SECRET, TOKEN, WOO_SECRET, dumps, shopify_headers, shopify_order,
                                 woo_headers, woo_order)
 from tests.web.test_app import free_port, serve
@@ -28,26 +29,6 @@ def redis_server(port: int, folder) -> subprocess.Popen:
         except redis.ConnectionError:
             time.sleep(0.05)
     raise AssertionError("redis-server did not start")
-
-
-def forget_broker() -> None:
-    """This process's Celery producers were connected to the test's own Redis: drop them, so the next test's
-    `configure()` connects afresh to its broker."""
-    from worker.app import app
-
-    app.pool.force_close_all()
-    app._pool = None
-    app.amqp._producer_pool = None
-
-
-def until(check, timeout: float = 60, what: str = ""):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout}s: {what}")
 
 
 def test_orders_and_webhooks_over_http_with_redis_stopped_mid_run(fleet, e2e_sandbox, tmp_path):
@@ -90,7 +71,7 @@ def test_orders_and_webhooks_over_http_with_redis_stopped_mid_run(fleet, e2e_san
         requests.post(url + "/webhooks/woocommerce", data=updated, timeout=10,
                       headers=woo_headers(updated, "order.updated", "u"))
         for ext in ("http-1", "shopify:5001", "woo:6001"):
-            until(lambda: in_keap(e2e_sandbox, ext) == (1, 1), 60, f"{ext}: one order, one payment in Keap")
+            wait_for(lambda: in_keap(e2e_sandbox, ext) == (1, 1), 60, f"{ext}: one order, one payment in Keap")
 
         # Redis stopped: 503 + Retry-After for the API and Shopify; WooCommerce's delivery is kept on disk.
         redis_process.terminate()
@@ -114,9 +95,9 @@ def test_orders_and_webhooks_over_http_with_redis_stopped_mid_run(fleet, e2e_san
             run.worker("w2")
         if fleet_processes[1].poll() is not None:
             run.keeper()
-        until(lambda: requests.get(url + "/readyz", timeout=5).status_code == 200, 30, "ready again")
+        wait_for(lambda: requests.get(url + "/readyz", timeout=5).status_code == 200, 30, "ready again")
         assert requests.post(url + "/v1/orders", json=order("http-2"), headers=api, timeout=10).status_code == 202
-        until(lambda: in_keap(e2e_sandbox, "woo:6002") == (1, 1), 90, "the kept WooCommerce order in Keap")
+        wait_for(lambda: in_keap(e2e_sandbox, "woo:6002") == (1, 1), 90, "the kept WooCommerce order in Keap")
         run.wait(["http-2", "woo:6002"], 90)
         assert list((tmp_path / "spool").glob("*")) == []
         assert service.poll() is None
@@ -126,5 +107,4 @@ def test_orders_and_webhooks_over_http_with_redis_stopped_mid_run(fleet, e2e_san
             service.wait(10)
         redis_process.terminate()
         redis_process.wait(10)
-        forget_broker()
     assert b"Traceback" not in service.stderr.read()

@@ -118,3 +118,5 @@ def test_failed_lists_an_orphan_write_with_what_to_do(ctx, ext, cli_env):
     shown = cli(cli_env, "failed")
     assert f"{ext}\torphan write\torder_id" in shown.output and "Keap holds order_id 9001" in shown.output
     assert ctx.ledger.get(ext).results.get("order_id") is None  # the ledger was not re-pointed
+    assert f"{ext}\torphan write" not in cli(cli_env, "failed", "--since", "5m").output  # no failed order
+    ctx.ledger.redis.delete(ctx.ledger.orphans_key)  # other tests of this prefix list failed orders
