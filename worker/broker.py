@@ -1,6 +1,7 @@
-"""The Redis broker transport, with its acknowledgement guarded: a step that finishes after Redis restarted acks on
-a channel whose connection kombu has closed, and kombu 5.7 raises AttributeError there (`'NoneType' object has no
-attribute 'hostname'`), which kills the worker. Here that is a connection error: Celery logs it and goes on."""
+"""The Redis broker transport, guarded where kombu 5.7 uses a connection it has closed already after Redis restarted:
+an ack (a step that finished meanwhile) and the restore of unacked messages when a channel closes raise
+AttributeError there (`'NoneType' object has no attribute 'hostname'`), which kills the worker. Here both are
+connection errors: Celery logs them and goes on."""
 from __future__ import annotations
 
 import redis
@@ -31,6 +32,13 @@ class _closed_connection_is_lost:
 
 class Channel(kombu_redis.Channel):
     QoS = QoS
+
+    def _connparams(self, asynchronous=False):
+        # Closing a channel after Redis went away restores its unacked messages through a new client, built from a
+        # connection kombu has released already: a connection error (which Celery's close ignores), not a crash.
+        if self.connection.client is None:
+            raise redis.ConnectionError("the broker connection of this channel was closed")
+        return super()._connparams(asynchronous)
 
 
 class Transport(kombu_redis.Transport):

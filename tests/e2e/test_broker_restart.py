@@ -128,3 +128,18 @@ def test_an_ack_on_a_closed_broker_connection_is_a_connection_error_not_a_crash(
     redis_client.delete(queue.name, f"_kombu.binding.{queue.name}", f"_kombu.binding_permanent.{queue.name}")
     # Celery's Request.acknowledge passes the transport's connection errors to Message.ack_log_error
     assert issubclass(raised, conn.connection_errors) == (raised is not AttributeError)
+
+
+@pytest.mark.parametrize("transport, raised", [("redis", AttributeError),
+                                                ("worker.broker:Transport", redis.ConnectionError)])
+def test_closing_a_channel_after_its_connection_closed_is_a_connection_error_not_a_crash(transport, raised):
+    # What a consumer does when Redis goes away under load: it closes its channel, which restores the channel's
+    # unacked messages through a new client built from the connection kombu has released already.
+    from kombu import Connection
+
+    conn = Connection(REDIS_URL, transport=transport)
+    channel = conn.channel()
+    channel._disconnect_pools()
+    conn._do_close_transport()
+    with pytest.raises(raised):
+        channel._connparams()
