@@ -4,7 +4,7 @@
 The sandbox, the worker commands and the backfill are bench/throttle.py's (its `throttle` mode: the shared limit);
 only the live orders differ: they come over HTTP instead of `enqueue_order`. Needs Redis (REDIS_URL).
 
-    python bench/http_live.py [--rate 10] [--orders 600] [--seconds 90]
+    python bench/http_live.py [--rate 10] [--orders 600] [--seconds 90] [--live-workers 2]
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import throttle  # noqa: E402  (also puts the repository and examples/ on sys.path)
 from generate_orders import generate  # noqa: E402
-from admin.demo import run_env  # noqa: E402
+from admin.demo import run_env, worker_process  # noqa: E402
 from tests.web.test_app import serve  # noqa: E402
 from worker.ledger import ACTIVE  # noqa: E402
 
@@ -39,6 +39,8 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=10)
     parser.add_argument("--orders", type=int, default=600, help="backfill orders (enough to outlast --seconds)")
     parser.add_argument("--seconds", type=float, default=90, help="how long live orders are posted")
+    parser.add_argument("--live-workers", type=int, default=2,
+                        help="processes of the live-only worker command (the Procfile's `live`; 0: none)")
     args = parser.parse_args()
     from producers.enqueue import Producer
     from producers.sources import read_file
@@ -59,6 +61,12 @@ def main() -> None:
         producer = Producer(settings)
         stack.callback(throttle._cleanup, redis_url, run)
         stack.enter_context(throttle.workers(env, run, throttle.LOG))
+        if args.live_workers:
+            # As the Procfile runs it: a worker command on the live queue alone, so a live step never waits for a
+            # process that backfill steps hold.
+            stack.enter_context(worker_process(env, queues=env["LIVE_QUEUE"], name=f"{run}-live", pool="prefork",
+                                               concurrency=args.live_workers, beat=False,
+                                               errors=stack.enter_context(open(throttle.LOG, "a"))))
         throttle.wait_ready(app, run)
         service, url = serve(env)
         stack.callback(service.terminate)
@@ -100,7 +108,8 @@ def main() -> None:
         stats = throttle.sandbox_stats(base_url)
     times = sorted(done[e] - posted[e] for e in done if done[e] == done[e])
     cut = statistics.quantiles(times, n=20) if len(times) > 1 else [float("nan")] * 19
-    print(f"limit {limits}; {throttle.COMMANDS} worker commands x {throttle.PROCESSES} prefork processes; "
+    live = f" + a live-only command x {args.live_workers}" if args.live_workers else ""
+    print(f"limit {limits}; {throttle.COMMANDS} worker commands x {throttle.PROCESSES} prefork processes{live}; "
           f"sandbox latency 50-150 ms ({throttle.PRIORITY[0]} priority); backfill window {throttle.WINDOW}")
     print(f"live orders posted: {len(posted)} (HTTP {sorted(set(answers))}), done: {len(times)}")
     print(f"POST -> done:       p50 {statistics.median(times):.2f} s, p95 {cut[18]:.2f} s, max {max(times):.2f} s")

@@ -205,6 +205,7 @@ class Sandbox:
             late = self.faults.late_commit(method, template)
             if late is not None:
                 self._apply_later(late, handler, params, query, body)
+                exchange["injected"] = True  # no answer leaves: the status is only the log's
                 return 202, None, limit_headers, 0.0
             status, payload = handler(params, query, body)
         except ApiError as exc:

@@ -57,9 +57,23 @@ def test_a_refused_order_fails_with_what_to_do_and_cuts_the_chain(ctx, settings)
     assert "SKU 'NOPE' is not a product in Keap" in state.error and "keap-orders retry r-2" in state.error
 
 
+def test_a_lost_answer_keap_applied_is_found_at_once(ctx, settings, sandbox):
+    ticket = register(ctx, "r-3a")
+    sandbox.set_faults(commit_then_timeout_rate=1.0, routes=["POST /rest/v2/orders"])
+    assert runner.run_step(ctx, settings, "create_order", "r-3a", ticket=ticket).action == "retry"
+    sandbox.set_faults()
+    writes = lambda: {k: v for k, v in sandbox.stats()["requests"].items() if k.startswith("POST ")}  # noqa: E731
+    before = writes()
+    # Inside the settle time, the lookup finds the order Keap applied: recorded, the chain goes on, nothing written.
+    assert runner.run_step(ctx, settings, "create_order", "r-3a", ticket=ticket, failures=1) == runner.NEXT
+    state = ctx.ledger.get("r-3a")
+    assert state.results["order_id"] and not state.intents and writes() == before
+
+
 def test_a_lost_answer_parks_the_order_until_it_can_no_longer_land(ctx, settings, sandbox):
     ticket = register(ctx, "r-3")
-    sandbox.set_faults(commit_then_timeout_rate=1.0, routes=["POST /rest/v2/orders"])
+    # Keap applies the write later than the first lookup (a late commit): nothing found yet is no proof.
+    sandbox.set_faults(late_commit_rate=1.0, late_commit_seconds=60, routes=["POST /rest/v2/orders"])
     outcome = runner.run_step(ctx, settings, "create_order", "r-3", ticket=ticket)
     assert outcome.action == "retry" and outcome.failures == 1  # the unanswered write is a transient failure
     sandbox.set_faults()
@@ -71,7 +85,7 @@ def test_a_lost_answer_parks_the_order_until_it_can_no_longer_land(ctx, settings
 
 def test_a_long_wait_is_parked_outside_the_broker(ctx, settings, sandbox):
     ticket = register(ctx, "r-4")
-    sandbox.set_faults(commit_then_timeout_rate=1.0, routes=["POST /rest/v2/orders"])
+    sandbox.set_faults(late_commit_rate=1.0, late_commit_seconds=60, routes=["POST /rest/v2/orders"])
     runner.run_step(ctx, settings, "create_order", "r-4", ticket=ticket)
     sandbox.set_faults()
     long = Settings(**{**settings.model_dump(), "settle_seconds": 600, "broker_retry_max_seconds": 1})

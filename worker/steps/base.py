@@ -1,9 +1,9 @@
 """What every step shares: its dependencies, the errors it raises, loading the order, and `write_once`.
 
 `write_once` is the exactly-once rule for a write Keap has no idempotency key for: record the intent right before
-the request leaves (after its send slot, while the lease surely holds); after an unanswered write, wait until it can
-no longer land (the settle time), then look for it several times, and write again only when none of those lookups
-found it. Its answer is recorded only under the lease; without it, it is kept as an orphan.
+the request leaves (after its send slot, while the lease surely holds); after an unanswered write, look for it at
+once (found: recorded, no wait), else wait until it can no longer land (the settle time), then look for it several
+times, and write again only when none of those lookups found it. Its answer is recorded only under the lease; without it, it is kept as an orphan.
 """
 from __future__ import annotations
 
@@ -94,6 +94,12 @@ def write_once(ctx: StepContext, state: OrderState, what: str, *, find: Callable
         log.info("order %s: settling: %s was sent and its answer never recorded", state.external_id, what)
         now = ctx.ledger.now()
         if now < intent.at + ctx.settle_seconds:
+            # Most lost answers are writes Keap applied and answered too late: finding one is proof, and the
+            # order goes on at once. Finding nothing proves nothing yet (it may still land): settle.
+            found = find()
+            if found is not None:
+                log.info("order %s: %s found in Keap right after an unanswered write", state.external_id, what)
+                return _record(ctx, state, found)
             raise Settle(intent.at + ctx.settle_seconds, f"an earlier {what} write may still land in Keap")
         found = find()
         if found is not None:

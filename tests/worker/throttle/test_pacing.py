@@ -36,12 +36,13 @@ def test_slots_are_evenly_spaced_and_live_calls_reserve_ahead_of_the_backfill(re
     throttle = make(redis_client, key_prefix, "10/s,600/min")
     live = [throttle.reserve("live", NOW) for _ in range(5)]
     assert [r.slot_ms - NOW for r in live] == pytest.approx([0, 102, 204, 306, 408])
-    # The backfill takes a slot only when it is at most two slots away, so a live call is never queued
-    # behind more than that; it is told when to come back instead.
+    # The backfill takes a slot only when it is due (within 10 ms), so a live call is never queued behind more
+    # than the slot in progress; the backfill is told when to come back instead.
     backfill = throttle.reserve("backfill", NOW)
     assert not backfill.granted and backfill.wait == pytest.approx(0.510)
-    assert throttle.reserve("backfill", NOW + 400).granted
-    assert throttle.reserve("live", NOW + 400).slot_ms - NOW == pytest.approx(612)
+    assert not throttle.reserve("backfill", NOW + 490).granted
+    assert throttle.reserve("backfill", NOW + 500).slot_ms - NOW == pytest.approx(510)
+    assert throttle.reserve("live", NOW + 500).slot_ms - NOW == pytest.approx(612)
 
 
 def _take_slots(prefix: str, seconds: float, queue) -> None:
