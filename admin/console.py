@@ -1,5 +1,6 @@
-"""What an operator reads: one order's state in words and times, the orders that are not moving (`stuck`), failed
-orders by step, reason, time and lane (`failed`, `retry --failed`), and an order's record for support (`export`)."""
+"""What an operator reads: the orders that match what they typed (`find_orders`: an external id, a store's number, an
+email, a Keap id), one order's state in words and times, the orders that are not moving (`stuck`), failed orders by
+step, reason, time and lane (`failed`, `retry --failed`), and an order's record for support (`export`)."""
 from __future__ import annotations
 
 import re
@@ -8,6 +9,44 @@ from datetime import datetime, timezone
 from typing import Any
 
 from worker.ledger import FailedRow, Ledger, OrderState
+from worker.settings import Settings
+
+
+@dataclass
+class Found:
+    """The orders that match what an operator typed, each with how it matched (`external id`, `customer email`,
+    `Keap order id`, `Keap contact id`), and what was looked for, in words (never an email)."""
+
+    matches: dict[str, str]
+    looked_for: str
+
+    @property
+    def ids(self) -> list[str]:
+        return list(self.matches)
+
+
+def find_orders(ledger: Ledger, settings: Settings, query: str, *, wide: bool = True) -> Found:
+    """The orders an operator means, from indexes only (a few key reads, never a scan): the external id as stored;
+    a store's number (`#1001`, `1001`) under the id prefixes (SHOPIFY_ID_PREFIX, WOOCOMMERCE_ID_PREFIX); with an
+    `@`, the orders of that customer email; a plain number that is no external id, the order of that Keap order id
+    and the orders of that Keap contact id (these two unless `wide` is off)."""
+    query = query.strip()
+    number = query.lstrip("#").strip()
+    candidates = [query]
+    if number and ":" not in number and "@" not in number:
+        candidates += [number] + [prefix + number for prefix in (settings.shopify_id_prefix,
+                                                                 settings.woocommerce_id_prefix) if prefix]
+    candidates = list(dict.fromkeys(candidates))
+    matches = {ext: "external id" for ext, status in ledger.statuses(candidates).items() if status}
+    looked_for = "that email" if "@" in query else ", ".join(candidates)
+    if wide and "@" in query:
+        matches.update((ext, "customer email") for ext in ledger.by_email(query) if ext not in matches)
+    elif wide and not matches and query.isdigit():
+        keap = ledger.by_keap_id(query)
+        matches.update((ext, "Keap order id") for ext in keap["order"])
+        matches.update((ext, "Keap contact id") for ext in keap["contact"] if ext not in matches)
+        looked_for += f", Keap order or contact id {query}"
+    return Found(matches, looked_for)
 
 
 def when(moment: float | None, now: float) -> str:

@@ -1,5 +1,5 @@
 """Backfill jobs as operators read them (`keap-orders jobs show`, the console's Jobs page): the job in lines with
-its ETA at the current limits, and what a feeder needs to know of a file before it starts (admin/estimate.py)."""
+its ETA at the current limits or as JSON (`--json`), and what a feeder needs to know of a file before it starts (admin/estimate.py)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +7,7 @@ from pathlib import Path
 import redis
 
 from admin.estimate import estimate_file
-from producers.jobs import Job, eta
+from producers.jobs import COUNTS, Job, eta
 from worker.context import NoCredential, throttle
 from worker.settings import Settings
 
@@ -41,3 +41,14 @@ def describe(job: Job, now: float, limits: list[dict]) -> list[str]:
     if c["invalid"]:
         lines.append(f"  invalid rows: keap-orders jobs invalid {job.id} > invalid.csv (line, field, problem, fix)")
     return lines
+
+
+def as_json(job: Job, now: float, limits: list[dict]) -> dict:
+    """A job for `jobs list --json` / `jobs show --json`: the same keys for every job (None where unknown yet), times as
+    epoch seconds; counts and positions, never a row's content (the invalid rows are `jobs invalid`)."""
+    return {"id": job.id, "status": job.status, "file": job.file, "format": job.fmt, "window": job.window,
+            "total": job.total, "position": job.position, "line": job.line,
+            "counts": {name: job.counts.get(name, 0) for name in COUNTS}, "in_flight": job.in_flight,
+            "settled": job.settled, "rate": round(job.rate(now), 4), "eta": eta(job, limits, now),
+            "created_at": job.created_at, "started_at": job.started_at, "finished_at": job.finished_at,
+            "resumed": max(job.claims - 1, 0), "error": job.error}

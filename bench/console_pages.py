@@ -1,6 +1,6 @@
 """The console with many orders in the ledger: time per page and Redis commands per page, to show that pages read
-indexes (status sets, the watch and done sorted sets by score with a limit, one order's hash, the failed set, the
-jobs index) and never every order.
+indexes (status sets, the counts by lane, the watch and done sorted sets by score with a limit, one order's hash, the
+search indexes by email and Keap id, the failed set, the jobs index) and never every order.
 
 Starts its own redis-server on a free port (INFO commandstats then counts the console's commands only), writes the
 orders through the ledger's register (and claim/finish, fail, park for a realistic mix), serves the app in-process
@@ -51,15 +51,19 @@ def free_port() -> int:
 
 
 def fill(ledger: Ledger, orders: int, failed: int, parked: int, done: int) -> None:
-    """`orders` registered Shopify orders; of them `done` finished, `failed` failed and `parked` waiting."""
+    """`orders` registered Shopify orders (two per customer email, every tenth in the live lane); of them `done`
+    finished (with a Keap order id 500000 + n and contact id 700000 + n // 2), `failed` failed and `parked`
+    waiting."""
     start = time.monotonic()
     tickets = {}
     for n in range(orders):
         ext = f"shopify:{1000 + n}"
-        tickets[ext] = ledger.register(ext, {**MESSAGE, "external_id": ext}, "backfill", first_step=FIRST)[3]
+        message = {**MESSAGE, "external_id": ext, "customer": {"email": f"c{n // 2}@example.com"}}
+        tickets[ext] = ledger.register(ext, message, "live" if n % 10 == 0 else "backfill", first_step=FIRST)[3]
     ids = list(tickets)
-    for ext in ids[:done]:
+    for n, ext in enumerate(ids[:done]):
         ledger.claim(ext, FIRST, "t", 30_000, tickets[ext], STEP_NAMES)
+        ledger.record(ext, {"order_id": str(500_000 + n), "contact_id": str(700_000 + n // 2)}, "t")
         ledger.finish(ext, token="t", ticket=tickets[ext])
     for ext in ids[done:done + failed]:
         ledger.fail(ext, step=FIRST, kind="rejected",
@@ -112,6 +116,8 @@ def run(redis_url: str, client: redis.Redis, orders: int, failed: int) -> None:
     s.post(base + "/login", data={"name": "op", "password": "benchpass", "csrf": s.cookies["keap_console_login"]})
     group = s.get(base + "/failed").text.split("/console/failed/")[1].split("/retry")[0]
     pages = [("overview", "GET", "/", {}), ("search #1500", "POST", "/orders", {"data": {"q": "#1500"}}),
+             ("search email (2)", "POST", "/orders", {"data": {"q": "c250@example.com"}}),
+             ("search Keap id", "POST", "/orders", {"data": {"q": "500500"}}),
              ("order", "GET", "/orders/shopify:1500", {}), ("failed (grouped)", "GET", "/failed", {}),
              ("bulk-retry preview", "GET", f"/failed/{group}/retry", {}), ("stuck & parked", "GET", "/stuck", {}),
              ("jobs", "GET", "/jobs", {}), ("job", "GET", f"/jobs/{job.id}", {})]

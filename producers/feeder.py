@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 # (orders in the file, Keap calls per valid order) for a job about to start; admin/estimate.py knows the calls.
 Prepare = Callable[[Path, str, ReadOptions], tuple[int, float]]
+TRIM_SECONDS = 600.0  # how often a serving feeder deletes jobs past their retention
 
 
 def count_only(path: Path, fmt: str, options: ReadOptions) -> tuple[int, float]:
@@ -37,8 +38,13 @@ class Feeder:
 
     def serve(self, idle_seconds: float = 2.0, once: bool = False) -> None:
         """Take jobs until stopped (SIGTERM sets `stopping`): one at a time; in between, settle the counts of
-        paused and cancelled jobs whose orders still finish."""
+        paused and cancelled jobs whose orders still finish, and every TRIM_SECONDS delete the jobs that ended more
+        than DONE_RETENTION_DAYS ago (`Jobs.trim`)."""
+        trimmed_at = -TRIM_SECONDS
         while not self.stopping.is_set():
+            if time.monotonic() - trimmed_at >= TRIM_SECONDS:
+                trimmed_at = time.monotonic()
+                self.jobs.trim(self.producer.settings.done_retention_days * 86400)
             took = False
             for job_id in self.jobs.claimable():
                 if self.jobs.claim(job_id, self.token, self.lease_seconds) == "ok":

@@ -21,6 +21,7 @@ from worker.ledger import ACTIVE, Ledger
 # paused / cancelled by an operator (orders already sent still finish); finished: every row read and settled;
 # failed: the file could not be read.
 CLAIMABLE = ("queued", "running")
+ENDED = ("finished", "cancelled", "failed")  # a job that will not be read again (trimmed after its retention)
 COUNTS = ("sent", "skipped", "done", "failed", "cancelled", "invalid")
 INVALID_CSV_COLUMNS = ("line", "external_id", "field", "problem", "fix")
 
@@ -41,7 +42,7 @@ class Job:
     in_flight: int = 0
     created_at: float = 0.0
     started_at: float | None = None
-    finished_at: float | None = None
+    finished_at: float | None = None  # when it finished or was cancelled
     read_all: bool = False
     claims: int = 0  # feeders that took the job (more than one: it was resumed)
     error: str | None = None
@@ -155,11 +156,37 @@ class Jobs:
                         raise ValueError(f"job {job_id} is {old}: it cannot be "
                                          f"{ {'queued': 'resumed'}.get(status, status)}")
                     pipe.multi()
-                    pipe.hset(key, "status", status)
+                    pipe.hset(key, mapping={"status": status, **({"finished_at": self.ledger.now()}
+                                                                 if status == "cancelled" else {})})
                     pipe.execute()
                     return old
                 except redis.WatchError:
                     continue
+
+    def trim(self, keep_seconds: float, limit: int = 100) -> int:
+        """Delete ended jobs (finished, cancelled, failed; none of their orders in flight) recorded more than
+        `keep_seconds` ago, with their invalid rows; returns how many. Reads only the jobs the index (by creation
+        time) has before the cutoff, at most `limit`: what is due, and the few old jobs still paused or running.
+        Called by feeders and when a job is recorded (the only way the index grows); DONE_RETENTION_DAYS=0 keeps all."""
+        if keep_seconds <= 0:
+            return 0
+        cutoff = self.ledger.now() - keep_seconds
+        ids = [m.decode() for m in self.redis.zrangebyscore(self.index_key, "-inf", cutoff, start=0, num=limit)]
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hmget(self.key(job_id), "status", "finished_at", "created_at")
+            pipe.scard(self.key(job_id, "inflight"))
+        answers = pipe.execute()
+        gone = [job_id for job_id, (status, finished, created), in_flight in zip(ids, answers[::2], answers[1::2])
+                if status is None or (status.decode() in ENDED and not in_flight
+                                      and float(finished or created or 0) < cutoff)]
+        if gone:
+            pipe = self.redis.pipeline(transaction=True)
+            for job_id in gone:
+                pipe.delete(*(self.key(job_id, part) for part in ("", "invalid", "inflight", "lease")))
+            pipe.zrem(self.index_key, *gone)
+            pipe.execute()
+        return len(gone)
 
     def invalid_rows(self, job_id: str) -> list[dict[str, Any]]:
         return [json.loads(raw) for raw in self.redis.lrange(self.key(job_id, "invalid"), 0, -1)]

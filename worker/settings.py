@@ -255,7 +255,8 @@ class Settings(BaseSettings):
     done_retention_days: float = Field(
         30, ge=0, description="Done orders are compacted to a small marker (status, Keap ids: what exactly-once "
         "needs; the order's data is dropped) this many days after they finished, by the keeper and `keap-orders "
-        "gc`. 0: never.",
+        "gc`. Ended backfill jobs (finished, cancelled, failed) are deleted this many days after they ended, by the "
+        "feeders. 0: never.",
     )
 
     # The operators' console (admin/web/console/) and the feeder of backfill jobs (producers/feeder.py)

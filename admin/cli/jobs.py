@@ -11,7 +11,8 @@ from pathlib import Path
 import click
 
 from admin.cli import base
-from admin.jobs import describe, prepare, scopes_of
+from admin.cli.show import emit_json
+from admin.jobs import as_json, describe, prepare, scopes_of
 from admin.web.console.users import hash_password
 from producers.feeder import Feeder
 from producers.jobs import Job, Jobs
@@ -27,7 +28,9 @@ def detach(file: Path, fmt: str | None, options: dict, window: int | None, read:
     """`backfill FILE --detach`: record the job for a feeder and return at once; a file that is no order export
     is refused now (FileRejected, exit 1), not by the feeder later."""
     fmt = detect_format(file, fmt, read)
-    job = _jobs().create(str(file.resolve()), fmt, options, window or base.settings().backfill_window)
+    store = _jobs()
+    job = store.create(str(file.resolve()), fmt, options, window or base.settings().backfill_window)
+    store.trim(base.settings().done_retention_days * 86400)  # the index grows here only: ended jobs past retention go
     click.echo(f"job {job.id}: queued for a feeder (Procfile `feeder`); this terminal may close.\n"
                f"  follow it: keap-orders jobs show {job.id}   pause: keap-orders jobs pause {job.id}")
 
@@ -43,9 +46,14 @@ def jobs(ctx) -> None:
 
 @jobs.command("list")
 @click.option("--limit", default=20, show_default=True)
-def list_jobs(limit=20) -> None:
+@click.option("--json", "as_json_", is_flag=True, help="Machine-readable: a list of jobs as `jobs show --json` prints one.")
+def list_jobs(limit=20, as_json_=False) -> None:
     """The newest jobs: status, progress, counts."""
     store = _jobs()
+    if as_json_:
+        now, limits = store.ledger.now(), scopes_of(base.settings())
+        emit_json([as_json(job, now, limits) for job in store.recent(limit)])
+        return
     for job in store.recent(limit):
         c = job.counts
         click.echo(f"{job.id}\t{job.status}\t{job.position}/{job.total if job.total is not None else '?'}\t"
@@ -62,12 +70,20 @@ def _job(store: Jobs, job_id: str) -> Job:
 
 @jobs.command()
 @click.argument("job_id")
-def show(job_id) -> None:
+@click.option("--json", "as_json_", is_flag=True,
+              help="Machine-readable: id, status, file, format, window, total, position, line, counts (sent, skipped, "
+                   "done, failed, cancelled, invalid), in_flight, settled, rate, eta, created_at, started_at, "
+                   "finished_at (epoch seconds), resumed, error.")
+def show(job_id, as_json_) -> None:
     """One job: position in the file, counts, rate and ETA (a date when the daily quota spreads it over days)."""
     store = _jobs()
     _job(store, job_id)
     store.settle(job_id)
-    click.echo("\n".join(describe(store.get(job_id), store.ledger.now(), scopes_of(base.settings()))))
+    job, now, limits = store.get(job_id), store.ledger.now(), scopes_of(base.settings())
+    if as_json_:
+        emit_json(as_json(job, now, limits))
+        return
+    click.echo("\n".join(describe(job, now, limits)))
 
 
 @jobs.command()

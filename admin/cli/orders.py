@@ -20,15 +20,17 @@ from worker.pipeline import LANES, STEP_NAMES
 
 
 @click.command(epilog="\b\nExamples:\n  keap-orders status '#1001'      (a Shopify number: shopify:1001)\n"
-                      "  keap-orders status shopify:1001 --json")
+                      "  keap-orders status shopify:1001 --json\n  keap-orders status ada@example.com   (the orders of "
+                      "an email)\n  keap-orders status 48213          (a Keap order or contact id)")
 @click.argument("external_id")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable (times as epoch seconds).")
 def status(external_id, as_json) -> None:
     """Show one order: status, current or failed step, parked-until time, error, Keap ids. ID is the external id,
-    or a store's order number (#1001, 1001) under the configured prefixes."""
+    a store's order number (#1001, 1001) under the configured prefixes, a customer's email or a Keap order or
+    contact id (several orders match: they are listed)."""
     ledger = base.ledger()
     try:
-        ext = order_id(external_id)
+        ext = order_id(external_id, wide=True)
     except click.ClickException:
         if ledger.problem(external_id) is None:
             raise
@@ -309,7 +311,8 @@ def _keap_ids(state) -> str:
               help="Compact done orders that finished longer ago than this (default: DONE_RETENTION_DAYS).")
 @click.option("--dry-run", is_flag=True, help="Count what would be compacted, change nothing.")
 @click.option("--index-existing", is_flag=True,
-              help="First index done orders that finished before this version (reads every done order once).")
+              help="First index orders written before this version: done orders by finish time, the search indexes "
+                   "(email, Keap ids) and the counts by lane (reads every order once).")
 def gc(older_than_days, dry_run, index_existing) -> None:
     """Compact done orders past their retention to a small marker: status and the Keap ids that keep a re-sent
     order from being written again; the order's data goes. The keeper does the same a batch at a time."""
@@ -319,6 +322,8 @@ def gc(older_than_days, dry_run, index_existing) -> None:
         raise click.ClickException("retention is off (DONE_RETENTION_DAYS=0); pass --older-than-days")
     if index_existing:
         click.echo(f"indexed {ledger.index_done()} done order(s) that were not indexed yet")
+        click.echo(f"search indexes: read {ledger.index_existing():,} order(s); counts by lane: "
+                   + ", ".join(f"{lane} {sum(c.values()):,}" for lane, c in ledger.count_lanes().items()))
     if dry_run:
         click.echo(f"{ledger.done_due(days * 86400)} done order(s) finished over {days:g} days ago would be compacted")
         return

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 import click
 
 from admin.cli import base
+from admin.console import find_orders
 
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, None: 1}
@@ -26,21 +27,29 @@ def duration(ctx, param, value):
     return float(found.group(1)) * _UNIT[found.group(2)]
 
 
-def order_id(text: str) -> str:
+def order_id(text: str, *, wide: bool = False) -> str:
     """The order an operator means: the external id as stored, or a store's number (`#1001`, `1001`) under the
-    configured prefixes (SHOPIFY_ID_PREFIX, WOOCOMMERCE_ID_PREFIX). Looks up keys only, never scans."""
-    ledger, settings = base.ledger(), base.settings()
-    if ledger.get(text) is not None:
+    configured prefixes (SHOPIFY_ID_PREFIX, WOOCOMMERCE_ID_PREFIX); `wide` (a command that only reads): also a
+    customer email or a Keap order or contact id. Reads indexes only, never scans (`admin.console.find_orders`)."""
+    found = find_orders(base.ledger(), base.settings(), text, wide=wide)
+    if text in found.matches:
         return text
-    number = text.strip().lstrip("#")
-    tried = list(dict.fromkeys([number] + [prefix + number for prefix in (settings.shopify_id_prefix,
-                                                                         settings.woocommerce_id_prefix) if prefix]))
-    found = [ext for ext in tried if ext != text and ledger.get(ext) is not None]
-    if len(found) == 1:
-        return found[0]
-    if found:
-        raise click.ClickException(f"order {text}: several orders match: {', '.join(found)}; give the whole id")
-    raise click.ClickException(f"order {text}: not in the ledger (looked for {', '.join(dict.fromkeys([text, *tried]))})")
+    if len(found.ids) == 1:
+        return found.ids[0]
+    if found.ids:
+        raise click.ClickException(f"order {_shown(text)}: several orders match: "
+                                   f"{', '.join(_labelled(found.matches))}; give one id")
+    raise click.ClickException(f"order {_shown(text)}: not in the ledger (looked for {found.looked_for})")
+
+
+def _labelled(matches: dict[str, str]) -> list[str]:
+    """Each match, with how it matched unless by its external id."""
+    return [ext if how == "external id" else f"{ext} ({how})" for ext, how in matches.items()]
+
+
+def _shown(text: str) -> str:
+    """What the operator typed, fit for a message: an email is never repeated."""
+    return "with that email" if "@" in text else text
 
 
 def emit_json(data: Any) -> None:

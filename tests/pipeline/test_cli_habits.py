@@ -29,6 +29,23 @@ def test_ids_as_the_operator_knows_them(ctx, cli_env):
     assert none.exit_code == 1 and "not in the ledger (looked for #1, 1, shopify:1, woo:1)" in none.output
 
 
+def test_status_finds_orders_by_email_and_keap_id_but_acting_commands_do_not(ctx, cli_env, ext):
+    email = f"{ext}@Example.com"
+    for n in (1, 2):
+        ctx.ledger.register(f"{ext}-{n}", typical_order(f"{ext}-{n}", email=email), "live", first_step="create_order")
+    keap_order = str(random.randrange(10**8, 10**9))
+    ctx.ledger.record(f"{ext}-1", {"order_id": keap_order})
+    shown = cli(cli_env, "status", keap_order, "--json")
+    assert shown.exit_code == 0 and json.loads(shown.output)["external_id"] == f"{ext}-1"
+    both = cli(cli_env, "status", email.lower())
+    assert both.exit_code == 1 and f"{ext}-1 (customer email), {ext}-2 (customer email)" in both.output
+    assert email.lower() not in both.output and "with that email" in both.output  # never repeated
+    assert cli(cli_env, "cancel", keap_order, "--yes").exit_code == 1  # an acting command takes order ids only
+    assert ctx.ledger.get(f"{ext}-1").status == "queued"
+    none = cli(cli_env, "status", "nobody-" + email)
+    assert none.exit_code == 1 and "not in the ledger (looked for that email)" in none.output
+
+
 def test_durations_json_tables_and_group_by(ctx, producer, ext, cli_env):
     ids = [f"{ext}-{i}" for i in range(3)]
     for ext_i in ids:

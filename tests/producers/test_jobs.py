@@ -2,6 +2,8 @@
 invalid-rows CSV and the ETA that counts the daily quota."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from producers.jobs import Job, Jobs, eta
@@ -101,3 +103,73 @@ def test_the_eta_is_a_date_when_the_daily_quota_spreads_the_job_over_days():
     # without a daily limit: the rate so far (1,000 orders in 1,000 s) for the 9,000 left
     assert eta(_job(done=1_000), [], 2_000.0) == "1970-01-01 03:03 UTC"
     assert eta(_job(done=9_999, invalid=1), [scope], now) == "now"
+
+
+def _aged(jobs, redis_client, status: str, days_ago: float, **fields) -> str:
+    """A job recorded `days_ago` (its index score and times moved back), with `status`."""
+    job = jobs.create("/tmp/x.jsonl", None, {}, 10)
+    at = jobs.ledger.now() - days_ago * 86400
+    redis_client.hset(jobs.key(job.id), mapping={"status": status, "created_at": at, **fields})
+    redis_client.zadd(jobs.index_key, {job.id: at})
+    return job.id
+
+
+def test_trim_deletes_only_ended_jobs_past_retention_with_their_rows(jobs, redis_client):
+    now = jobs.ledger.now()
+    old_done = _aged(jobs, redis_client, "finished", 40, finished_at=now - 39 * 86400)
+    redis_client.rpush(jobs.key(old_done, "invalid"), '{"line": 2, "errors": []}')
+    old_cancelled = _aged(jobs, redis_client, "queued", 40)
+    jobs.set_status(old_cancelled, "cancelled")  # cancelled now: its retention starts now
+    old_failed = _aged(jobs, redis_client, "failed", 40)
+    settling = _aged(jobs, redis_client, "cancelled", 40, finished_at=now - 39 * 86400)
+    redis_client.sadd(jobs.key(settling, "inflight"), "o-1")  # its orders still finish: kept until settled
+    paused = _aged(jobs, redis_client, "paused", 40)
+    recent = _aged(jobs, redis_client, "finished", 40, finished_at=now - 86400)  # long job, finished yesterday
+    new = jobs.create("/tmp/y.jsonl", None, {}, 10).id
+    assert jobs.trim(0) == 0  # DONE_RETENTION_DAYS=0: kept for ever
+    assert jobs.trim(30 * 86400) == 2
+    left = {job.id for job in jobs.recent(50)}
+    assert left == {old_cancelled, settling, paused, recent, new}
+    assert not redis_client.exists(jobs.key(old_done)) and not redis_client.exists(jobs.key(old_done, "invalid"))
+    assert not redis_client.exists(jobs.key(old_failed))
+    assert jobs.trim(30 * 86400, limit=1) == 0  # what is due only, and nothing twice
+
+
+def test_a_serving_feeder_trims_the_jobs_past_done_retention(jobs, redis_client, key_prefix):
+    from producers.enqueue import Producer
+    from producers.feeder import Feeder
+    from tests.conftest import REDIS_URL
+    from worker.settings import Settings
+
+    settings = Settings(redis_url=REDIS_URL, key_prefix=key_prefix, done_retention_days=30)
+    old = _aged(jobs, redis_client, "finished", 31, finished_at=jobs.ledger.now() - 31 * 86400)
+    kept = _aged(jobs, redis_client, "finished", 29, finished_at=jobs.ledger.now() - 29 * 86400)
+    Feeder(Producer(settings, jobs.ledger), jobs).serve(once=True)
+    assert [job.id for job in jobs.recent()] == [kept] and jobs.get(old) is None
+
+
+def test_jobs_list_and_show_as_json(jobs, redis_client, key_prefix):
+    from click.testing import CliRunner
+
+    from admin.cli import main
+    from tests.conftest import REDIS_URL
+
+    job = jobs.create("/data/orders.jsonl", "jsonl", {}, 10)
+    redis_client.hset(jobs.key(job.id), mapping={"total": 4, "position": 2, "line": 3, "sent": 1, "invalid": 1})
+    redis_client.sadd(jobs.key(job.id, "inflight"), "o-1")
+    jobs.ledger.register("o-1", {"external_id": "o-1"}, "backfill", first_step="create_order")  # still in flight
+    env = {"REDIS_URL": REDIS_URL, "KEY_PREFIX": key_prefix, "KEAP_API_KEY": "", "RATE_LIMITS": "off"}
+    shown = CliRunner(env=env).invoke(main, ["jobs", "show", job.id, "--json"])
+    assert shown.exit_code == 0, shown.output
+    data = json.loads(shown.output)
+    assert list(data) == ["id", "status", "file", "format", "window", "total", "position", "line", "counts",
+                          "in_flight", "settled", "rate", "eta", "created_at", "started_at", "finished_at", "resumed",
+                          "error"]
+    assert (data["id"], data["status"], data["total"], data["position"], data["in_flight"], data["settled"]) == \
+        (job.id, "queued", 4, 2, 1, 1)
+    assert data["counts"] == {"sent": 1, "skipped": 0, "done": 0, "failed": 0, "cancelled": 0, "invalid": 1}
+    listed = CliRunner(env=env).invoke(main, ["jobs", "list", "--json"])
+    assert listed.exit_code == 0 and [j["id"] for j in json.loads(listed.output)] == [job.id]
+    assert list(json.loads(listed.output)[0]) == list(data)
+    missing = CliRunner(env=env).invoke(main, ["jobs", "show", "nope", "--json"])
+    assert missing.exit_code == 1 and "no such job" in missing.output and "Traceback" not in missing.output

@@ -238,6 +238,45 @@ def test_the_read_only_role_sees_no_buttons(site):
     assert answer.status_code == 403 and site.ledger.statuses(["shopify:1006"])["shopify:1006"] == "failed"
 
 
+def _search(site, typed: str, shot: str | None = None):
+    site.open("/console/orders")
+    site.browser.find_element(By.ID, "q").send_keys(typed)
+    site.click("#search")
+    site.shoot(shot)
+
+
+def test_find_orders_by_email_and_by_keap_id_and_see_them_by_lane(site):
+    site.log_in(ADMIN)
+    # One customer's email finds their one order (any case); the page is the order's.
+    _search(site, " C1000@Example.com")
+    assert site.text("#order-id") == "shopify:1000"
+    # A second order of the same customer: both are listed, with how they were found.
+    site.producer.enqueue_order({**shop(1007), "customer": {"email": "c1000@example.com", "given_name": "Test"}})
+    _search(site, "c1000@example.com", "13-search-by-email")
+    rows = site.text("#matches")
+    assert "shopify:1000" in rows and "shopify:1007" in rows and rows.count("customer email") == 2
+    assert "c1000@example.com" not in site.browser.current_url  # a POST: the email stays out of URLs
+    _search(site, "nobody@example.com")
+    assert "no order in the ledger for that email" in site.text("#search-note")
+    # The Keap order id it wrote finds it too (a number that is no store number).
+    keap_order = site.ledger.get("shopify:1000").results["order_id"]
+    _search(site, keap_order)
+    if site.has("#matches"):  # the sandbox's contact ids are small numbers too: the order may be one of a list
+        row = next(r for r in site.browser.find_elements(By.CSS_SELECTOR, "#matches tr") if "shopify:1000" in r.text)
+        assert "Keap order id" in row.text
+    else:
+        assert site.text("#order-id") == "shopify:1000"
+    # The overview counts orders by lane and status: the same totals as the status counts.
+    site.open("/console/", "14-overview-by-lane")
+    cells = site.browser.find_elements(By.CSS_SELECTOR, "#by-lane td[data-status]")
+    per_status: dict[str, int] = {}
+    for cell in cells:
+        per_status[cell.get_attribute("data-status")] = per_status.get(cell.get_attribute("data-status"), 0) + \
+            int(cell.text.replace(",", ""))
+    assert per_status == {status: int(site.text(f"#count-{status}").replace(",", "")) for status in per_status}
+    assert int(site.text("#lane-live [data-status=done]")) >= 1
+
+
 def test_stuck_and_jobs_pages_with_the_invalid_rows(site, tmp_path):
     from producers.feeder import Feeder
     from producers.jobs import Jobs

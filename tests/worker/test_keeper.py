@@ -126,7 +126,7 @@ def test_the_keeper_compacts_only_done_orders_past_retention_reading_only_those(
                            "invoice:0": "3"}  # the ids of writes without an idempotency key; no values, no checks
     assert set(redis_client.hkeys(ledger.order_key("o-old"))) == {
         b"status", b"done_at", b"compacted_at", b"r:order_id", b"r:payment:ch_1", b"r:item:0", b"r:subscription:0",
-        b"r:invoice:0"}
+        b"r:invoice:0", b"lane"}  # and its lane: the counts by lane stay right
     assert ledger.get("o-busy").compacted_at is None and ledger.get("o-busy").message  # looked at again later
     assert ledger.get("o-cancelled").status == "cancelled" and ledger.get("o-cancelled").message
     # What is left in the index: the new order and the busy one (pushed an hour on); the cancelled one is dropped.

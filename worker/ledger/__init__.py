@@ -3,7 +3,12 @@
 Keys under the prefix (see store.py):
   order:{id}   hash: status, step, lane, ticket, the message, results `r:<what>` (Keap ids), intents `i:<what>`
                (a non-idempotent write was sent: {"at": server time, "checks": lookups since, "by": lease token})
-  status:{s}   one set per status, for counts and listings
+  status:{s}   one set per status, for counts and listings; status:by-lane the counts per `<lane>:<status>`, moved
+               with the sets (lua/move.lua)
+  email:{d}    the orders of one customer email, by its digest d (sha256 of the trimmed, lower-cased address, 32 hex
+               digits; never the address); keapid: Keap order ids (`order:<id>`) to the order that wrote them;
+               contact:{id} the orders of one Keap contact. Written with the data (register, record), dropped when
+               retention compacts the order: the console's search reads them, never every order
   watch        sorted set of active orders by the time the keeper must look at them: when a parked order wakes,
                or the deadline by which a queued or running order must have moved. The keeper reads only what is
                due, never the whole ledger.
@@ -28,6 +33,7 @@ from __future__ import annotations
 from worker.ledger.caches import Caches
 from worker.ledger.audits import Audits
 from worker.ledger.effects import Effects, Orphan, OrphanWrite
+from worker.ledger.finds import Finds
 from worker.ledger.leases import Lease, LeaseLost, Leases
 from worker.ledger.loss import Durability, Loss, LossPolicy, NotDurable
 from worker.ledger.orders import Orders
@@ -42,7 +48,7 @@ __all__ = ["ACTIVE", "FINAL", "STATUSES", "Due", "Durability", "FailedRow", "Gau
            "LeaseLost", "Ledger", "LossPolicy", "NotDurable", "OrderState", "Orphan", "OrphanWrite"]
 
 
-class Ledger(Orders, Effects, Watch, Workers, Retention, Leases, Caches, Reads, Loss, Audits, Problems):
+class Ledger(Orders, Effects, Watch, Workers, Retention, Leases, Caches, Reads, Finds, Loss, Audits, Problems):
     """The ledger on one Redis client under one key prefix: the order state machine (orders.py), Keap effects
-    (effects.py), the keeper's watch (watch.py), workers' heartbeats, retention, leases, caches, reads, lost writes
-    (loss.py), audits and problems; one class, one part a module."""
+    (effects.py), the keeper's watch (watch.py), workers' heartbeats, retention, leases, caches, reads, finds by
+    email, Keap id and lane (finds.py), lost writes (loss.py), audits and problems; one class, one part a module."""

@@ -30,10 +30,12 @@ class Effects(Store):
                write: str | None = None) -> None:
         """Record Keap effects (ids) and clear their intent markers, in one script, while `token` holds the order's
         lease (None: no check). Without it nothing is recorded and LeaseLost is raised; OrphanWrite when these
-        are the answer to the write `write` and were kept in the orphans."""
+        are the answer to the write `write` and were kept in the orphans. A Keap order id and contact id are
+        indexed for the console's search on the way (`Finds.by_keap_id`)."""
         args = [token or "", external_id, write or ""] + [part for pair in results.items() for part in pair]
         verdict = int(self._lua.run("record", keys=[self.order_key(external_id),
-                                                    self.lease_key(f"order:{external_id}"), self.orphans_key],
+                                                    self.lease_key(f"order:{external_id}"), self.orphans_key,
+                                                    self.keap_ids_key, self.contact_key("")],
                                     args=args))
         if verdict == -1:
             raise OrphanWrite(f"order {external_id}: {write} answered after the lease was lost; kept as an orphan")

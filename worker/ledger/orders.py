@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterable
 import redis
 
 from worker.ledger.state import OrderState
-from worker.ledger.store import Store, text
+from worker.ledger.store import Store, email_digest, text
 
 
 class Orders(Store):
@@ -21,14 +21,16 @@ class Orders(Store):
 
         Refused when the order is queued, running, waiting or done (unless `force`) and always when cancelled.
         A failed order resumes at its failed step. Earlier results are kept, so a re-registered order resumes
-        where it stopped instead of writing to Keap again. The ticket goes with the messages sent for it.
+        where it stopped instead of writing to Keap again. The ticket goes with the messages sent for it. The order
+        joins the index of its customer's email (a digest of it: `Finds.by_email`).
         """
         ticket = uuid.uuid4().hex[:12]
         self.check_redis()  # a loss found before the order is registered again makes its writes look in Keap first
         ok, old, step = self._lua.run(
-            "register", keys=[self.order_key(external_id), self.status_key(""), self.watch_key],
+            "register", keys=[self.order_key(external_id), self.status_key(""), self.watch_key, self.email_key("")],
             args=[external_id, json.dumps(message, separators=(",", ":")), lane, "1" if force else "0",
-                  from_step or "", first_step, ticket, start_within],
+                  from_step or "", first_step, ticket, start_within,
+                  email_digest((message.get("customer") or {}).get("email"))],
         )
         return bool(ok), (text(old) or None), text(step), ticket
 

@@ -1,5 +1,6 @@
 """Retention: done orders past DONE_RETENTION_DAYS are compacted to a small marker that keeps their Keap ids
-(lua/compact.lua), reading only what is due from the done index."""
+(lua/compact.lua), reading only what is due from the done index; they leave the search indexes (by email, Keap
+order id, contact id) at the same time, so those grow with the orders kept, never without end."""
 from __future__ import annotations
 
 from worker.ledger.store import Store
@@ -15,7 +16,8 @@ class Retention(Store):
         compacted = 0
         for member in due:
             ext = member.decode()
-            compacted += int(self._lua.run("compact", keys=[self.order_key(ext), self.done_key],
+            compacted += int(self._lua.run("compact", keys=[self.order_key(ext), self.done_key, self.email_key(""),
+                                                            self.keap_ids_key, self.contact_key("")],
                                            args=[ext, cutoff, cutoff + 3600]))
         return len(due), compacted
 

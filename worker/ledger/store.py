@@ -2,6 +2,7 @@
 time) and the Lua scripts."""
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import redis
@@ -40,6 +41,25 @@ class Store:
         """Answers to writes that came after the worker lost the order's lease, by the time they came."""
         return f"{self.prefix}:orphans"
 
+    @property
+    def lanes_key(self) -> str:
+        """Orders per lane and status: a hash of `<lane>:<status>` counts, moved with the status sets (lua/move.lua
+        derives it from the status-set prefix)."""
+        return self.status_key("by-lane")
+
+    def email_key(self, digest: str) -> str:
+        """The orders of one customer email, by its digest (`email_digest`): never the email itself."""
+        return f"{self.prefix}:email:{digest}"
+
+    @property
+    def keap_ids_key(self) -> str:
+        """Keap order ids to the order that wrote them: a hash of `order:<id>` → external id."""
+        return f"{self.prefix}:keapid"
+
+    def contact_key(self, contact_id: str) -> str:
+        """The orders written for one Keap contact (a set of external ids)."""
+        return f"{self.prefix}:contact:{contact_id}"
+
     def lease_key(self, name: str) -> str:
         return f"{self.prefix}:lease:{name}"
 
@@ -54,6 +74,14 @@ class Store:
         """Redis server time: the clock every host and every Lua script here shares."""
         seconds, micros = self.redis.time()
         return seconds + micros / 1e6
+
+
+def email_digest(email: Any) -> str:
+    """What the ledger keeps of a customer's email to find their orders: sha256 of the trimmed, lower-cased address
+    (32 hex digits); '' for no email. The email itself is never a key, a log line or a report."""
+    if not isinstance(email, str) or not email.strip():
+        return ""
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
 
 
 def text(value: Any) -> str:

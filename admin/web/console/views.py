@@ -1,12 +1,13 @@
-"""What the console's pages show, read from indexes only: status sets and their counts, the watch and done sorted
-sets by score with a limit, one order's hash, the failed set, the jobs index; never every order."""
+"""What the console's pages show, read from indexes only: status sets and their counts, the counts by lane, the watch
+and done sorted sets by score with a limit, one order's hash, the search indexes (email digest, Keap ids), the failed
+set, the jobs index; never every order."""
 from __future__ import annotations
 
 import hashlib
 import time
 from dataclasses import dataclass, field
 
-from admin.console import FailedFilter, failed_orders
+from admin.console import FailedFilter, failed_orders, find_orders
 from worker import pipeline
 from worker.app import app as celery_app
 from worker.context import NoCredential, throttle
@@ -17,14 +18,18 @@ LIST_LIMIT = 100  # rows a list page shows at most (counts are exact, lists are 
 
 
 def overview(ledger: Ledger, settings: Settings) -> dict:
-    """Counts by status, messages waiting per lane, throughput, the shared limits, who is alive."""
+    """Counts by status and by lane and status, messages waiting per lane, throughput, the shared limits, who is
+    alive."""
     queues = {"live": settings.live_queue, "backfill": settings.backfill_queue}
     gauges = ledger.gauges(queues.values())
     try:
         limits, limits_error = throttle(settings, ledger.redis).snapshot(), None
     except NoCredential as exc:
         limits, limits_error = [], str(exc)
+    by_lane = ledger.by_lane()
     return {"orders": gauges.orders, "lanes": {lane: gauges.queues[q] for lane, q in queues.items()},
+            "by_lane": {lane: by_lane.get(lane, dict.fromkeys(gauges.orders, 0)) for lane in
+                        dict.fromkeys([*queues, *sorted(by_lane)])},
             "overdue": gauges.overdue, "throughput": {label: ledger.finished_since(seconds) for label, seconds in
                                                       (("last minute", 60), ("last hour", 3600), ("last day", 86400))},
             "limits": limits, "limits_error": limits_error, "reauth": ledger.held_count("reauth"),
@@ -57,27 +62,23 @@ def alive(settings: Settings, timeout: float = 0.5) -> dict:
 class Search:
     found: list[str] = field(default_factory=list)
     note: str | None = None
+    how: dict[str, str] = field(default_factory=dict)  # per order found: how it matched (external id, email, ...)
+    statuses: dict[str, str | None] = field(default_factory=dict)
 
 
 def search(ledger: Ledger, settings: Settings, query: str) -> Search:
-    """An order as the operator knows it: its external id, or a store number (`#1001`, `1001`) under each store's
-    id prefix. Emails and Keap ids are not indexed by the ledger, so they are not searched (no scan)."""
-    query = query.strip()
-    if not query:
-        return Search(note="type an order's external id, e.g. #1001 or shopify:1001")
-    candidates = [query]
-    number = query.lstrip("#").strip()
-    if number and ":" not in number:
-        candidates += [settings.shopify_id_prefix + number, settings.woocommerce_id_prefix + number, number]
-    statuses = ledger.statuses(dict.fromkeys(candidates))
-    found = [ext for ext, status in statuses.items() if status]
-    if found:
-        return Search(found)
-    if "@" in query:
-        return Search(note="the ledger keeps no index by email, so the console does not search by it: use the order's "
-                           "external id (its number in the store)")
-    return Search(note=f"no order {', '.join(dict.fromkeys(candidates))} in the ledger (Keap ids are not indexed: "
-                       "search by the external id)")
+    """An order as the operator knows it: its external id, a store number (`#1001`, `1001`) under each store's id
+    prefix, a customer's email, or a Keap order or contact id (`admin.console.find_orders`: indexes only)."""
+    if not query.strip():
+        return Search(note="type an order's external id (#1001, shopify:1001), a customer's email or a Keap order "
+                           "or contact id")
+    found = find_orders(ledger, settings, query)
+    if not found.ids:
+        return Search(note=f"no order in the ledger for {found.looked_for} (orders compacted by retention are "
+                           "found by their external id only)")
+    shown = found.ids[:LIST_LIMIT]
+    more = f"{len(found.ids):,} orders match; the first {LIST_LIMIT} are shown" if len(found.ids) > LIST_LIMIT else None
+    return Search(shown, more, how=found.matches, statuses=ledger.statuses(shown) if len(shown) > 1 else {})
 
 
 @dataclass

@@ -12,7 +12,7 @@ from worker.ledger import scripts
 from worker.ledger.store import Store
 
 TESTED = {"register", "claim", "end_run", "take_due", "resend", "mark_intent", "note_check", "lease_renew", "received",
-          "lease_release", "compact", "cancel", "record", "clear_intent"} | {"check_redis", "lost_write",
+          "lease_release", "compact", "cancel", "record", "clear_intent", "count_lanes"} | {"check_redis", "lost_write",
                                                                             "take_audits"}  # test_loss.py
 
 
@@ -75,28 +75,42 @@ def test_the_loader_puts_the_preambles_a_header_names_in_front_in_that_order():
 
 
 # the order state machine ----------------------------------------------------------------------------------
+def registering(keys: Store, ext: str) -> list[str]:
+    """KEYS of register.lua: the state machine's, then the email-index prefix."""
+    return machine(keys, ext) + [keys.email_key("")]
+
+
 def test_register_queues_a_new_order_and_refuses_an_active_one(redis_client, keys, lua):
-    args = ["o", '{"external_id":"o"}', "backfill", "0", "", "create_order", "tk1", 30]
-    assert lua("register", machine(keys, "o"), args) == [1, b"", b"create_order"]
+    args = ["o", '{"external_id":"o"}', "backfill", "0", "", "create_order", "tk1", 30, "d1"]
+    assert lua("register", registering(keys, "o"), args) == [1, b"", b"create_order"]
     stored = fields(redis_client, keys, "o")
     assert (stored["status"], stored["step"], stored["lane"], stored["ticket"]) == ("queued", "create_order",
                                                                                    "backfill", "tk1")
-    assert stored["created_at"] == stored["updated_at"]
+    assert stored["created_at"] == stored["updated_at"] and stored["email_digest"] == "d1"
     assert members(redis_client, keys.status_key("queued")) == {"o"}
+    assert members(redis_client, keys.email_key("d1")) == {"o"}
+    assert redis_client.hgetall(keys.lanes_key) == {b"backfill:queued": b"1"}
     assert abs(redis_client.zscore(keys.watch_key, "o") - (now(redis_client) + 30)) < 2
-    assert lua("register", machine(keys, "o"), args) == [0, b"queued", b""]
+    assert lua("register", registering(keys, "o"), args) == [0, b"queued", b""]
+    # Sent again (forced) in the other lane with another email: it leaves the first email's set and lane.
+    again = ["o", "{}", "live", "1", "", "create_order", "tk2", 30, "d2"]
+    assert lua("register", registering(keys, "o"), again) == [1, b"queued", b"create_order"]
+    assert members(redis_client, keys.email_key("d1")) == set() and members(redis_client, keys.email_key("d2")) == {"o"}
+    assert redis_client.hgetall(keys.lanes_key) == {b"backfill:queued": b"0", b"live:queued": b"1"}
+    assert lua("register", registering(keys, "o"), ["o", "{}", "live", "1", "", "create_order", "tk3", 30, ""])
+    assert members(redis_client, keys.email_key("d2")) == set() and "email_digest" not in fields(redis_client, keys, "o")
 
 
 def test_register_resumes_a_failed_order_at_its_failed_step_and_never_a_cancelled_one(redis_client, keys, lua):
     seed(redis_client, keys, "f", status="failed", error_step="record_payment", error="refused", **{"r:order_id": "7"})
-    args = ["f", "{}", "live", "0", "", "create_order", "tk2", 30]
-    assert lua("register", machine(keys, "f"), args) == [1, b"failed", b"record_payment"]
+    args = ["f", "{}", "live", "0", "", "create_order", "tk2", 30, ""]
+    assert lua("register", registering(keys, "f"), args) == [1, b"failed", b"record_payment"]
     stored = fields(redis_client, keys, "f")
     assert "error" not in stored and stored["r:order_id"] == "7" and stored["status"] == "queued"
     assert members(redis_client, keys.status_key("failed")) == set()
     seed(redis_client, keys, "c", status="cancelled")
-    forced = ["c", "{}", "live", "1", "", "create_order", "tk3", 30]
-    assert lua("register", machine(keys, "c"), forced) == [0, b"cancelled", b""]
+    forced = ["c", "{}", "live", "1", "", "create_order", "tk3", 30, ""]
+    assert lua("register", registering(keys, "c"), forced) == [0, b"cancelled", b""]
 
 
 def test_claim_takes_the_lease_and_marks_a_chain_step_running(redis_client, keys, lua):
@@ -268,7 +282,7 @@ def test_clear_intent_drops_only_the_callers_own_intent(redis_client, keys, lua,
 
 
 def test_record_writes_only_under_the_lease_and_keeps_a_late_answer_as_an_orphan(redis_client, keys, lua, running):
-    record_keys = [keys.order_key("o"), lease(keys, "o"), keys.orphans_key]
+    record_keys = [keys.order_key("o"), lease(keys, "o"), keys.orphans_key, keys.keap_ids_key, keys.contact_key("")]
     redis_client.hset(keys.order_key("o"), "i:order_id", "{}")
     assert lua("record", record_keys, ["run1", "o", "order_id", "order_id", "7", "keap_total", "9.00"]) == 1
     stored = fields(redis_client, keys, "o")
@@ -284,6 +298,10 @@ def test_record_writes_only_under_the_lease_and_keeps_a_late_answer_as_an_orphan
     assert lua("record", record_keys, ["run0", "o", "order_id", "order_id", "7", "keap_total", "9.00"]) == 0
     assert lua("record", record_keys, ["run0", "o", "", "contact_id", "3"]) == 0
     assert redis_client.zcard(keys.orphans_key) == 1 and "r:contact_id" not in fields(redis_client, keys, "o")
+    assert redis_client.hgetall(keys.keap_ids_key) == {b"order:7": b"o"}  # indexed when recorded, not as an orphan
+    assert lua("record", record_keys, ["run1", "o", "", "contact_id", "3", "order_id", "8"]) == 1
+    assert redis_client.hgetall(keys.keap_ids_key) == {b"order:8": b"o"}
+    assert members(redis_client, keys.contact_key("3")) == {"o"}
 
 
 def test_a_lease_is_renewed_and_released_only_by_its_holder(redis_client, keys, lua, running):
@@ -296,17 +314,33 @@ def test_a_lease_is_renewed_and_released_only_by_its_holder(redis_client, keys, 
 
 # retention ------------------------------------------------------------------------------------------------
 def test_compact_keeps_the_keap_ids_of_a_done_order_and_leaves_the_others(redis_client, keys, lua):
-    seed(redis_client, keys, "old", status="done", message="{}", error="x", **{
-        "r:order_id": "1", "r:payment:a": "2", "r:custom_fields": "v", "i:payment:b": "{}"})
+    seed(redis_client, keys, "old", status="done", message="{}", error="x", lane="backfill", email_digest="d", **{
+        "r:order_id": "1", "r:contact_id": "5", "r:payment:a": "2", "r:custom_fields": "v", "i:payment:b": "{}"})
+    redis_client.sadd(keys.email_key("d"), "old", "other")
+    redis_client.sadd(keys.contact_key("5"), "old")
+    redis_client.hset(keys.keap_ids_key, mapping={"order:1": "old", "order:2": "other"})
     seed(redis_client, keys, "busy", status="done", single="record_payment")
     seed(redis_client, keys, "back", status="queued")
     redis_client.zadd(keys.done_key, {"old": 100, "busy": 100, "back": 100, "new": 5000})
-    compact = lambda ext: lua("compact", [keys.order_key(ext), keys.done_key], [ext, 1000, 4000])  # noqa: E731
+    compact = lambda ext: lua("compact", [keys.order_key(ext), keys.done_key, keys.email_key(""),  # noqa: E731
+                                          keys.keap_ids_key, keys.contact_key("")], [ext, 1000, 4000])
     assert compact("old") == 1
     stored = fields(redis_client, keys, "old")
     assert stored.pop("compacted_at") and stored == {"status": "done", "done_at": "100", "r:order_id": "1",
-                                                     "r:payment:a": "2"}
+                                                     "r:contact_id": "5", "r:payment:a": "2", "lane": "backfill"}
+    assert members(redis_client, keys.email_key("d")) == {"other"} and not redis_client.exists(keys.contact_key("5"))
+    assert redis_client.hgetall(keys.keap_ids_key) == {b"order:2": b"other"}
     assert compact("busy") == 0 and redis_client.zscore(keys.done_key, "busy") == 4000  # looked at again later
     assert compact("back") == 0 and redis_client.zscore(keys.done_key, "back") is None  # not done any more
     assert compact("new") == 0 and redis_client.zscore(keys.done_key, "new") == 5000  # not due
     assert {m.decode() for m in redis_client.zrange(keys.done_key, 0, -1)} == {"busy", "new"}
+
+
+def test_count_lanes_counts_the_status_sets_by_each_order_s_lane(redis_client, keys, lua):
+    seed(redis_client, keys, "a", status="done", lane="backfill")
+    seed(redis_client, keys, "b", status="done")  # no lane field: live
+    seed(redis_client, keys, "c", status="failed", lane="live")
+    redis_client.hset(keys.lanes_key, "live:queued", 5)  # a stale count goes
+    out = lua("count_lanes", [keys.status_key(""), keys.order_key(""), keys.lanes_key], ["queued", "done", "failed"])
+    assert dict(zip(out[::2], out[1::2])) == {b"backfill:done": 1, b"live:done": 1, b"live:failed": 1}
+    assert redis_client.hgetall(keys.lanes_key) == {b"backfill:done": b"1", b"live:done": b"1", b"live:failed": b"1"}
