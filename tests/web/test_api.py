@@ -64,3 +64,34 @@ def test_reads_pages_steps_retry_and_cancel(client):
     assert "/v1/orders" in client.get("/openapi.json").json()["paths"]
     metrics = client.get("/metrics").text
     assert 'keap_orders_http_requests_total{route="/v1/orders",status="202"}' in metrics
+
+
+def test_two_producers_racing_with_different_content_for_a_new_id_one_wins_the_other_hears_409(client):
+    import threading
+
+    from producers.enqueue import OrderConflict, Producer
+
+    settings = client.app_settings
+    outcomes: dict[str, list[str]] = {}
+
+    def send(ext: str, quantity: int, gate: threading.Barrier) -> None:
+        producer = Producer(settings)  # its own ledger and connection, as another process would have
+        gate.wait()
+        try:
+            sent = producer.enqueue_order(order(ext, items=[{"sku": "TSHIRT-M", "quantity": quantity,
+                                                              "unit_price": "19.90"}]), "live").sent
+            outcomes.setdefault(ext, []).append("sent" if sent else "silently not sent")
+        except OrderConflict:
+            outcomes.setdefault(ext, []).append("conflict")
+        except Exception as exc:  # shown in the assertion
+            outcomes.setdefault(ext, []).append(repr(exc))
+
+    for n in range(30):
+        gate = threading.Barrier(2)
+        threads = [threading.Thread(target=send, args=(f"race-{n}", q, gate)) for q in (3, 4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert {ext: sorted(found) for ext, found in outcomes.items()} == {f"race-{n}": ["conflict", "sent"]
+                                                                       for n in range(30)}

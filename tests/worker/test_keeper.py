@@ -88,6 +88,23 @@ def test_finished_orders_leave_the_watch_and_pending_single_steps_are_seen_throu
     assert ledger.get("k-5").status == "done"
 
 
+def test_two_steps_sent_on_their_own_at_once_are_each_seen_through(ledger, settings):
+    ticket = queued(ledger, "k-7")
+    ledger.claim("k-7", "create_order", "t", 1, ticket, STEPS)
+    ledger.finish("k-7", token="t", ticket=ticket)
+    ledger.watch_single("k-7", "record_payment", 0.1)
+    ledger.watch_single("k-7", "set_custom_fields", 0.1)
+    ledger.watch_single("k-7", "record_payment", 0.1)  # the same step again: one entry
+    assert ledger.get("k-7").single == "record_payment set_custom_fields"
+    ledger.finish_single("k-7", token="", step="record_payment")  # one finished, the other's worker died
+    time.sleep(0.2)
+    sent = Sent()
+    assert keeper.tick(ledger, settings, sent) == {"redriven": 1}
+    assert sent == [("k-7", "backfill", "set_custom_fields", None)]
+    ledger.finish_single("k-7", token="", step="set_custom_fields")
+    assert ledger.get("k-7").single is None and "k-7" not in dict(ledger.iter_watched())
+
+
 def test_two_keepers_at_once_send_each_due_order_once(ledger, settings):
     for i in range(40):
         queued(ledger, f"k-m{i}")

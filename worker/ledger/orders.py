@@ -59,11 +59,10 @@ class Orders(Store):
                     continue
 
     def watch_single(self, external_id: str, step: str, start_within: float) -> None:
-        """A step sent on its own for a done or failed order: the keeper sees it through if its worker dies."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(self.order_key(external_id), "single", step)
-        pipe.zadd(self.watch_key, {external_id: self.now() + start_within})
-        pipe.execute()
+        """A step sent on its own for a done or failed order: the keeper sees it through if its worker dies (each
+        of several sent at once)."""
+        self._lua.run("watch_single", keys=[self.order_key(external_id), self.watch_key],
+                      args=[external_id, step, start_within])
 
     def cancel(self, external_id: str) -> str | None:
         """Cancel for good; returns the status it had (None if unknown). The step running now finishes its call,

@@ -12,7 +12,7 @@ from worker.ledger import scripts
 from worker.ledger.store import Store
 
 TESTED = {"register", "claim", "end_run", "take_due", "resend", "mark_intent", "note_check", "lease_renew", "received",
-          "lease_release", "compact", "cancel", "record", "clear_intent", "count_lanes"} | {"check_redis", "lost_write",
+          "lease_release", "compact", "cancel", "record", "clear_intent", "count_lanes", "watch_single"} | {"check_redis", "lost_write",
                                                                             "take_audits"}  # test_loss.py
 
 
@@ -207,6 +207,20 @@ def test_end_run_finish_single_clears_the_pending_step_of_a_finished_order(redis
     assert _end(lua, keys, "d", "run1", "", "finish_single", "add_items") == 1  # another step: kept
     assert fields(redis_client, keys, "d")["single"] == "record_payment"
     assert _end(lua, keys, "d", "run1", "", "finish_single", "record_payment") == 1
+    assert "single" not in fields(redis_client, keys, "d") and redis_client.zscore(keys.watch_key, "d") is None
+
+
+def test_watch_single_adds_each_step_once_and_finish_single_takes_out_only_its_own(redis_client, keys, lua):
+    seed(redis_client, keys, "d", status="done", ticket="tk")
+    watch = [keys.order_key("d"), keys.watch_key]
+    assert lua("watch_single", watch, ["d", "record_payment", 60]) == b"record_payment"
+    assert lua("watch_single", watch, ["d", "set_custom_fields", 60]) == b"record_payment set_custom_fields"
+    assert lua("watch_single", watch, ["d", "record_payment", 60]) == b"record_payment set_custom_fields"
+    assert redis_client.zscore(keys.watch_key, "d") is not None
+    assert _end(lua, keys, "d", "run1", "", "finish_single", "record_payment") == 1
+    assert fields(redis_client, keys, "d")["single"] == "set_custom_fields"
+    assert redis_client.zscore(keys.watch_key, "d") is not None  # the other one is still seen through
+    assert _end(lua, keys, "d", "run1", "", "finish_single", "set_custom_fields") == 1
     assert "single" not in fields(redis_client, keys, "d") and redis_client.zscore(keys.watch_key, "d") is None
 
 

@@ -10,7 +10,8 @@
 --   finish         (none): done, in the done index, no longer watched unless a step sent on its own is pending
 --   fail           ARGV[5] error, ARGV[6] step, ARGV[7] error kind: failed, no longer watched (a step sent on its
 --                  own failing on an order failed already keeps the first failure)
---   finish_single  ARGV[5] step: a step sent on its own finished; its mark goes (and the watch of a finished order)
+--   finish_single  ARGV[5] step: a step sent on its own finished; it leaves the pending single steps (and, with none
+--                  left, the watch of a finished order goes)
 --   release        (none): only the lease goes and updated_at is set; the order is not moved
 -- A chain verb (advance, retry, park, finish) counts only under the order's current ticket.
 -- Returns 1, or 0 when the order is missing or cancelled or moved on without this run (another ticket).
@@ -19,10 +20,20 @@ if redis.call('GET', KEYS[4]) == ARGV[2] then redis.call('DEL', KEYS[4]) end
 if not status or status == 'cancelled' then return 0 end
 redis.call('HSET', KEYS[1], 'updated_at', now)
 local verb = ARGV[4]
+-- Takes `step` out of the order's pending single steps (watch_single.lua); returns those left ('' for none).
+local function unpend(step)
+  local left = {}
+  for name in string.gmatch(redis.call('HGET', KEYS[1], 'single') or '', '%S+') do
+    if name ~= step then table.insert(left, name) end
+  end
+  if #left == 0 then redis.call('HDEL', KEYS[1], 'single') return '' end
+  redis.call('HSET', KEYS[1], 'single', table.concat(left, ' '))
+  return table.concat(left, ' ')
+end
 if verb == 'fail' and ARGV[3] == '' and status == 'failed' then
   -- A step sent on its own failed on an order that had failed already: the first failure stays the one to fix
   -- (and the step a retry resumes at).
-  redis.call('HDEL', KEYS[1], 'single')
+  unpend(ARGV[6])
   return 1
 end
 if verb == 'fail' then
@@ -33,9 +44,8 @@ if verb == 'fail' then
   return 1
 end
 if ARGV[3] == '' then
-  if verb == 'finish_single' and redis.call('HGET', KEYS[1], 'single') == ARGV[5] then
-    redis.call('HDEL', KEYS[1], 'single')
-    if status == 'done' or status == 'failed' then redis.call('ZREM', KEYS[3], ARGV[1]) end
+  if verb == 'finish_single' and unpend(ARGV[5]) == '' and (status == 'done' or status == 'failed') then
+    redis.call('ZREM', KEYS[3], ARGV[1])
   end
   return 1
 end
