@@ -47,6 +47,7 @@ class OrderState:
     message: dict[str, Any] | None = None
     results: dict[str, str] = field(default_factory=dict)
     intents: dict[str, Intent] = field(default_factory=dict)
+    finished: dict[str, tuple[float, int]] = field(default_factory=dict)  # chain step -> (when, attempts so far)
 
     @classmethod
     def from_hash(cls, external_id: str, raw: dict[bytes, bytes]) -> OrderState:
@@ -77,6 +78,7 @@ class OrderState:
             message=json.loads(data["message"]) if "message" in data else None,
             results={k[2:]: v for k, v in data.items() if k.startswith("r:")},
             intents={k[2:]: Intent(**json.loads(v)) for k, v in data.items() if k.startswith("i:")},
+            finished={k[2:]: (float(v.split()[0]), int(v.split()[1])) for k, v in data.items() if k.startswith("s:")},
         )
 
     def as_dict(self) -> dict[str, Any]:

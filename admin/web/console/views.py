@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from admin.console import FailedFilter, failed_orders, find_orders
 from worker import pipeline
@@ -90,14 +91,23 @@ class Step:
 
 def timeline(state: OrderState) -> list[Step]:
     """Each step of the pipeline and where the order is: the ledger keeps the current (or failed) step, its
-    attempts and error, and the Keap ids written; steps before it are done."""
+    attempts and error, and the Keap ids written; steps before it are done, each with when it finished, how long it
+    took and its attempts (kept since the step stamps; older orders show none)."""
     names = list(pipeline.STEP_NAMES)
     at = state.error_step if state.status == "failed" else state.step
     index = names.index(at) if at in names else (len(names) if state.status == "done" else 0)
     steps = []
+    since, tries = state.created_at, 0  # the end of the step before, and the attempts by then
     for i, name in enumerate(names):
         if state.status == "done" or i < index:
-            steps.append(Step(name, "done"))
+            detail = ""
+            if name in state.finished:
+                when, attempts = state.finished[name]
+                took = f", took {when - since:.1f} s" if since and when >= since else ""
+                detail = (f"finished {datetime.fromtimestamp(when, timezone.utc):%Y-%m-%d %H:%M:%S} UTC{took}, "
+                          f"{max(attempts - tries, 1)} attempt(s)")
+                since, tries = when, attempts
+            steps.append(Step(name, "done", detail))
         elif i > index:
             steps.append(Step(name, "cancelled" if state.status == "cancelled" else "pending"))
         elif state.status == "failed":

@@ -4,7 +4,8 @@
 --   KEYS[5] the done index
 -- ARGV[1] external id, ARGV[2] the run's lease token ('' outside a run), ARGV[3] ticket ('' = a step sent on its
 --   own, or outside a run), ARGV[4] the verb, then the verb's arguments:
---   advance        ARGV[5] the next step, ARGV[6] seconds it has to start within: queued at the next step
+--   advance        ARGV[5] the next step, ARGV[6] seconds it has to start within: queued at the next step (the
+--                  finished step's time and the attempts so far are kept as `s:<step>`, as by finish)
 --   retry          ARGV[5] the same step, ARGV[6] seconds it has to start within: queued again (re-drives kept)
 --   park           ARGV[5] step, ARGV[6] until (server time), ARGV[7] reason: waiting, watched until then
 --   finish         (none): done, in the done index, no longer watched unless a step sent on its own is pending
@@ -20,6 +21,14 @@ if redis.call('GET', KEYS[4]) == ARGV[2] then redis.call('DEL', KEYS[4]) end
 if not status or status == 'cancelled' then return 0 end
 redis.call('HSET', KEYS[1], 'updated_at', now)
 local verb = ARGV[4]
+-- The chain step this run finished: when, and the order's attempts so far (the console's timeline per step).
+local function stamp()
+  local step = redis.call('HGET', KEYS[1], 'step')
+  if step then
+    redis.call('HSET', KEYS[1], 's:' .. step, string.format('%.3f %d', now, tonumber(redis.call('HGET', KEYS[1],
+               'attempts') or '0')))
+  end
+end
 -- Takes `step` out of the order's pending single steps (watch_single.lua); returns those left ('' for none).
 local function unpend(step)
   local left = {}
@@ -51,12 +60,14 @@ if ARGV[3] == '' then
 end
 if redis.call('HGET', KEYS[1], 'ticket') ~= ARGV[3] then return 0 end
 if verb == 'finish' then
+  stamp()
   move(KEYS[1], KEYS[2], ARGV[1], 'done')
   redis.call('HSET', KEYS[1], 'done_at', now)
   redis.call('ZADD', KEYS[5], now, ARGV[1])
   redis.call('HDEL', KEYS[1], 'step', 'parked_until', 'parked_reason')
   if not redis.call('HGET', KEYS[1], 'single') then redis.call('ZREM', KEYS[3], ARGV[1]) end
 elseif verb == 'advance' or verb == 'retry' then
+  if verb == 'advance' then stamp() end
   move(KEYS[1], KEYS[2], ARGV[1], 'queued')
   redis.call('HSET', KEYS[1], 'step', ARGV[5])
   if verb == 'advance' then redis.call('HSET', KEYS[1], 'redrives', 0) end
