@@ -151,3 +151,23 @@ def test_a_transient_error_is_shown_as_its_cause_not_a_class_name(ctx, settings,
     reason = ctx.ledger.get("r-cause").parked_reason
     assert reason.startswith("Keap answered HTTP 50") and reason.endswith("trying again"), reason
     assert "Error" not in reason
+
+
+
+def test_a_charge_keap_took_is_not_repeated_when_the_read_after_it_fails(ctx, settings, sandbox):
+    # The charge is answered 201; the payment-list read that confirms it answers 503. The charge is in Keap: its
+    # intent stays, and the next attempt records the approved payment it finds instead of charging again.
+    ticket = register(ctx, "r-charged", customer={"email": "card.holder@example.com"},
+                      payments=[{"amount": "19.90", "charge_payment_method_id": "1"}])
+    for step in pipeline.STEP_NAMES[:2]:
+        assert runner.run_step(ctx, settings, step, "r-charged", ticket=ticket) == runner.NEXT
+    sandbox.set_faults(error_rate=1.0, routes=["GET /rest/v2/orders/{order_id}/payments"])
+    outcome = runner.run_step(ctx, settings, "record_payment", "r-charged", ticket=ticket)
+    sandbox.set_faults()
+    assert outcome.action == "retry" and list(ctx.ledger.get("r-charged").intents)[0].startswith("payment:")
+    assert runner.run_step(ctx, settings, "record_payment", "r-charged", ticket=ticket, failures=1) == runner.NEXT
+    state = ctx.ledger.get("r-charged")
+    assert not state.intents and any(name.startswith("payment:") for name in state.results)
+    with sandbox.store.lock:
+        charges = [p for p in sandbox.store.orders[state.results["order_id"]]["payments"] if p["method_id"]]
+    assert [p["pay_status"] for p in charges] == ["APPROVED"]

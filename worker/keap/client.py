@@ -81,6 +81,7 @@ class KeapClient:
         limits = RateLimits.from_headers(response.headers)
         self.last_limits = limits
         log.debug("keap %s %s -> %s", method, path, response.status_code)
+        sending.answered(method, response.status_code)
         if self.on_response is not None:
             self.on_response(method, path, response.status_code, limits)
         body, parsed = _parse(response)
@@ -107,9 +108,10 @@ class KeapClient:
             # from None: the requests exception text holds the URL, whose query may carry an email.
             raise error_from_exception(exc, method, path) from None
 
-    def fenced(self, fence: Callable[[], None]) -> AbstractContextManager[None]:
+    def fenced(self, fence: Callable[[], None]) -> AbstractContextManager[list[str]]:
         """Within the block, `fence()` runs right before each request's bytes leave (after its send slot, on a
-        connected socket); it raises to keep the request from being sent (nothing was sent then)."""
+        connected socket); it raises to keep the request from being sent (nothing was sent then). Yields the
+        methods of the block's writes Keap answered 2xx."""
         return sending.fenced(fence)
 
     def _renewed(self, response: requests.Response) -> bool:

@@ -26,13 +26,28 @@ PACE: ContextVar[Pace | None] = ContextVar("keap_orders_pace", default=None)
 FENCE: ContextVar[Callable[[], None] | None] = ContextVar("keap_orders_fence", default=None)
 
 
+# Set by `fenced` for its block: the methods of the block's writes Keap answered 2xx (they took effect).
+APPLIED: ContextVar[list[str] | None] = ContextVar("keap_orders_applied", default=None)
+
+
 @contextmanager
-def fenced(fence: Callable[[], None]) -> Iterator[None]:
-    token = FENCE.set(fence)
+def fenced(fence: Callable[[], None]) -> Iterator[list[str]]:
+    """Within the block, `fence()` runs before each request leaves; yields the list of the block's writes that Keap
+    answered 2xx, so a caller whose block failed later knows its write is in Keap anyway."""
+    applied: list[str] = []
+    token, box = FENCE.set(fence), APPLIED.set(applied)
     try:
-        yield
+        yield applied
     finally:
         FENCE.reset(token)
+        APPLIED.reset(box)
+
+
+def answered(method: str, status: int) -> None:
+    """The client's note of each answer: a write answered 2xx inside a fenced block took effect."""
+    applied = APPLIED.get()
+    if applied is not None and method != "GET" and 200 <= status < 300:
+        applied.append(method)
 
 
 # Slots voided in a row before a request goes in its latest slot anyway: a process starved of CPU for good must

@@ -29,6 +29,11 @@ class OrderRejected(Exception):
     """
 
 
+class NotApplied(OrderRejected):
+    """Keap answered the write and says it took no effect (a declined charge): nothing to reconcile, and an operator
+    must fix the cause."""
+
+
 class Settle(Exception):
     """Nothing may be written for this order before `until` (Redis time): an earlier write may still land."""
 
@@ -114,14 +119,21 @@ def write_once(ctx: StepContext, state: OrderState, what: str, *, find: Callable
             raise OrderRejected(unproven)
         log.warning("order %s: %s not in Keap after %d lookups over %.0fs; writing it again", state.external_id,
                     what, checks, now - intent.at)
+    applied: list[str] = []
     try:
-        with ctx.keap.fenced(lambda: _fence(ctx, state.external_id, what)):
+        with ctx.keap.fenced(lambda: _fence(ctx, state.external_id, what)) as applied:
             results = write()
     except KeapOutcomeUnknown:
         raise  # the intent stays: the next attempt reconciles
-    except (KeapError, OrderRejected, QuotaWait, LeaseLost):
-        # Keap answered (the write was not applied), or the request never left (no slot soon enough, no lease).
+    except NotApplied:
         ctx.ledger.clear_intent(state.external_id, what, ctx.token)
+        raise
+    except (KeapError, OrderRejected, QuotaWait, LeaseLost):
+        # Keap answered (the write was not applied), or the request never left (no slot soon enough, no lease)...
+        if not applied:
+            ctx.ledger.clear_intent(state.external_id, what, ctx.token)
+        # ...unless Keap took the write (2xx) and what followed it in the step failed (a read, a slot, the lease):
+        # then the intent stays, and the next attempt finds the write at once and records it.
         raise
     return _record(ctx, state, results, what)
 

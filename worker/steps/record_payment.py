@@ -9,6 +9,7 @@ from worker.contract import Order, Payment
 from worker.keap import KeapOutcomeUnknown, KeapValidationError
 from worker.steps import lookups, payloads
 from worker.steps.base import (
+    NotApplied,
     OrderRejected,
     Results,
     StepContext,
@@ -145,7 +146,7 @@ def _confirm_charge(ctx: StepContext, ext: str, order_id: str, i: int, payment: 
             return
         status = str(txn.get("status") or status or "").upper()
     if status in _FAILED:
-        raise OrderRejected(
+        raise NotApplied(
             f"order {ext}: payments[{i}]: Keap declined the charge of stored payment method "
             f"{payment.charge_payment_method_id} ({status}, answered {str(answered or '')[:40]!r}); nothing was paid. "
             f"Update the customer's card in Keap or record the payment another way, then run `keap-orders retry {ext}`"
