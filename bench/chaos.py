@@ -9,8 +9,10 @@ problems `verify` finds (duplicates included) and the time to the last order. Ne
     python bench/chaos.py [--orders 300] [--no-baseline] [--kill-for SECONDS] [--defaults]
 
 --kill-for stops the kills after that many seconds (else they go on until the backfill ends) and prints how long
-after the last kill the last order finished; --defaults runs with the production settings (120 s settle time,
-15 s leases, 300 s stall time) instead of the bench's shortened ones.
+after the last kill the last order finished, with what the unfinished orders waited for every 30 s after it;
+--defaults runs with the production settings (120 s settle time, 15 s leases, 300 s stall time) instead of the
+bench's shortened ones. CHAOS_RECORD=FILE writes what the sandbox saw of the failed orders (and every write) as JSON
+lines, for a post-mortem (generated orders only: no real customer data).
 """
 from __future__ import annotations
 

@@ -140,9 +140,9 @@ def _handle(ledger: Ledger, settings: Settings, send: Send, due: Due) -> str:
         return "held"
     if due.redrives >= settings.max_redrives:
         ledger.fail(ext, step=steps[0], kind="stalled",
-                    error=f"order {ext}: {' '.join(steps)} made no progress after {due.redrives} re-sends (each time its worker "
-                          f"died or its message was lost); check that workers consume the {due.lane} lane and stay "
-                          f"up, then run `keap-orders retry {ext}`")
+                    error=f"order {ext}: {' '.join(steps)} made no progress after {due.redrives} re-sends (each time "
+                          f"its worker died or its message was lost); check that workers consume the {due.lane} lane "
+                          f"and stay up, then run `keap-orders retry {ext}`")
         log.error("order %s: failed at %s: stalled after %d re-sends", ext, steps[0], due.redrives)
         return "failed"
     ticket = ledger.resend(ext, due.status, stall, redrive=True)

@@ -29,5 +29,6 @@ def test_each_finished_step_shows_when_how_long_and_its_attempts(redis_client, k
     times = [state.finished[n][0] for n in names]
     assert times == sorted(times) and times[0] >= state.created_at
     shown = {step.name: step for step in timeline(state)}
-    assert all(step.state == "done" and "finished " in step.detail and "took " in step.detail for step in shown.values())
+    assert all(step.state == "done" and "finished " in step.detail and "took " in step.detail
+               for step in shown.values())
     assert shown[names[1]].detail.endswith("2 attempt(s)") and shown[names[0]].detail.endswith("1 attempt(s)")

@@ -3,7 +3,8 @@
 `write_once` is the exactly-once rule for a write Keap has no idempotency key for: record the intent right before
 the request leaves (after its send slot, while the lease surely holds); after an unanswered write, look for it at
 once (found: recorded, no wait), else wait until it can no longer land (the settle time), then look for it several
-times, and write again only when none of those lookups found it. Its answer is recorded only under the lease; without it, it is kept as an orphan.
+times, and write again only when none of those lookups found it. Its answer is recorded only under the lease;
+without it, it is kept as an orphan. A write Keap answered 2xx keeps its intent whatever fails after it.
 """
 from __future__ import annotations
 
