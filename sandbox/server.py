@@ -9,7 +9,7 @@ import socket
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Callable
 from urllib.parse import parse_qs, urlsplit
@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 from sandbox.admin import ADMIN_PREFIX, admin_answer
 from sandbox.auth import API_KEY, AUTHORIZE_PATH, OAuth, TokenError
 from sandbox.faults import FaultConfig, Faults
+from sandbox.httpserver import QuietServer
 from sandbox.limits import THROTTLED_BODY, Limits, RateLimiter
 from sandbox.readings import READINGS, parse_readings
 from sandbox.routes import route_table
@@ -41,18 +42,7 @@ class _Reply(Exception):
     """Stops handling with this answer (used for early exits: auth, limits, faults, bad input)."""
 
     def __init__(self, status: int, body, headers: dict | None = None):
-        super().__init__(status)
         self.status, self.body, self.headers = status, body, headers or {}
-
-
-class _Server(ThreadingHTTPServer):
-    def handle_error(self, request, client_address) -> None:
-        """A caller that hung up (a killed worker, a client timeout) is Keap's everyday weather: one debug line,
-        not a traceback on stderr; anything else is still printed."""
-        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
-            logger.debug("caller %s hung up", client_address[0])
-            return
-        super().handle_error(request, client_address)
 
 
 class Sandbox:
@@ -79,14 +69,14 @@ class Sandbox:
         self._stats_lock = threading.Lock()
         self._reset_counters()
         self._stopping = threading.Event()
-        self._server: _Server | None = None
+        self._server: QuietServer | None = None
         self._thread: threading.Thread | None = None
         self.routes = route_table(self.store, self.faults, self.spec)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "Sandbox":
         handler = type("SandboxHandler", (_Handler,), {"sandbox": self})
-        self._server = _Server((self.host, self.port), handler)
+        self._server = QuietServer((self.host, self.port), handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
         self._stopping.clear()
@@ -157,8 +147,7 @@ class Sandbox:
 
     # ------------------------------------------------------------------ OAuth
     def handle_token(self, headers, raw: bytes, caller_gone: Callable[[], bool]) -> tuple[int, dict | None]:
-        """`POST /token`; (status, body), or (0, None) when the caller hung up during the injected latency: the
-        request never reached the token server, so nothing was issued or rotated."""
+        """`POST /token`: (status, body); (0, None) when the caller hung up in the injected latency (nothing issued)."""
         delay = self.faults.latency_seconds("POST", "/token")
         if delay:
             self._stopping.wait(delay)

@@ -1,8 +1,11 @@
 """The Redis broker transport, guarded where kombu 5.7 uses a connection it has closed already after Redis restarted:
 an ack (a step that finished meanwhile) and the restore of unacked messages when a channel closes raise
 AttributeError there (`'NoneType' object has no attribute 'hostname'`), which kills the worker. Here both are
-connection errors: Celery logs them and goes on."""
+connection errors: Celery logs them and goes on. A publish reuses the channel's client instead of building a new one
+each time (kombu does: about 0.6 ms of Python per message, a sixth of a producer's time per order)."""
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 import redis
 from kombu.transport import redis as kombu_redis
@@ -32,6 +35,17 @@ class _closed_connection_is_lost:
 
 class Channel(kombu_redis.Channel):
     QoS = QoS
+    _publishing: redis.Redis | None = None
+
+    @contextmanager
+    def conn_or_acquire(self, client=None):
+        # One client per channel and connection pool (a client is safe across threads; it takes a connection from
+        # the pool for each command), built again when kombu replaces the pool after a connection loss.
+        if client is None:
+            if self._publishing is None or self._publishing.connection_pool is not self.pool:
+                self._publishing = self._create_client()
+            client = self._publishing
+        yield client
 
     def _connparams(self, asynchronous=False):
         # Closing a channel after Redis went away restores its unacked messages through a new client, built from a

@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from admin.web.common import UNAVAILABLE, bearer, parse_json, read_body, unavailable
+from admin.web.common import UNAVAILABLE, bearer, ingest, parse_json, read_body, unavailable
 from producers.enqueue import OrderConflict, Producer
 from worker import pipeline
 from worker.contract import OrderInvalid
@@ -49,10 +49,10 @@ async def _json(request: Request) -> Any:
     return parse_json(await read_body(request, settings.http_max_body_bytes), settings.http_max_json_depth)
 
 
-async def _call(function, *args, **kwargs) -> Any:
+async def _call(request: Request, function, *args, **kwargs) -> Any:
     """Run a blocking producer call off the event loop; Redis away → 503, a bad order → 422, a conflict → 409."""
     try:
-        return await run_in_threadpool(function, *args, **kwargs)
+        return await ingest(request.app, function, *args, **kwargs)
     except UNAVAILABLE:
         return unavailable()
     except OrderInvalid as exc:
@@ -75,7 +75,7 @@ async def post_order(request: Request, lane: str = Query("live", pattern="^(live
     answers 200 with the current status; other content for a known external_id answers 409 naming the fields."""
     bearer(request, request.app.state.settings.ingest_tokens)
     body = await _json(request)
-    sent = await _call(_producer(request).enqueue_order, body, lane, source="api")
+    sent = await _call(request, _producer(request).enqueue_order, body, lane, source="api")
     if isinstance(sent, JSONResponse):
         return sent
     url = status_url(sent.external_id)
@@ -92,7 +92,7 @@ async def post_step(request: Request, external_id: str, step: str):
     body = await _json(request) if int(request.headers.get("content-length") or 0) else {}
     if not isinstance(body, dict):
         raise HTTPException(422, "the body is a JSON object of additions, e.g. {\"payments\": [...]}")
-    sent = await _call(_producer(request).enqueue_step, step, external_id, "live", **body)
+    sent = await _call(request, _producer(request).enqueue_step, step, external_id, "live", **body)
     if isinstance(sent, JSONResponse):
         return sent
     return JSONResponse({"external_id": external_id, "status": sent.status, "step": step,
@@ -155,7 +155,7 @@ async def retry(request: Request, external_id: str):
     body = await _json(request) if int(request.headers.get("content-length") or 0) else {}
     if not isinstance(body, dict) or set(body) - {"from_step", "lane", "order"}:
         raise HTTPException(422, "the body takes from_step, lane and order")
-    sent = await _call(_producer(request).retry_order, external_id, **body)
+    sent = await _call(request, _producer(request).retry_order, external_id, **body)
     if isinstance(sent, JSONResponse):
         return sent
     return JSONResponse({"external_id": external_id, "status": sent.status, "status_url": status_url(external_id)},

@@ -1,17 +1,20 @@
 """What the API and the webhooks share: a body read within a size limit, JSON within a depth limit, bearer tokens and
-signatures compared in constant time, and the answer when Redis is away (503 with Retry-After)."""
+signatures compared in constant time, the answer when Redis is away (503 with Retry-After), and the few threads that
+register orders (`ingest`)."""
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
 import re
 from decimal import Decimal
-from typing import Any
+from typing import Any, Callable
 
+import anyio
 import redis
-from fastapi import HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError
 from pydantic import SecretStr
@@ -19,6 +22,16 @@ from pydantic import SecretStr
 RETRY_AFTER = 5  # seconds a caller (a store, a service) should wait before it sends again when Redis is away
 # Redis (the ledger) or the broker on it does not answer: the order could not be registered or sent.
 UNAVAILABLE = (redis.RedisError, OperationalError)
+
+
+async def ingest(app: FastAPI, function: Callable, *args: Any, **kwargs: Any) -> Any:
+    """Run a blocking producer call (validate, register, send) off the event loop on one of HTTP_INGEST_THREADS
+    threads; other calls wait their turn in order. The default thread pool (40 threads) made p99 latency 50 times
+    worse: its threads queue on the GIL and on the Redis connection pool's lock."""
+    limiter = getattr(app.state, "ingest_limiter", None)
+    if limiter is None:  # made on first use: it belongs to the running event loop
+        limiter = app.state.ingest_limiter = anyio.CapacityLimiter(app.state.settings.http_ingest_threads)
+    return await anyio.to_thread.run_sync(functools.partial(function, *args, **kwargs), limiter=limiter)
 
 
 def unavailable() -> JSONResponse:

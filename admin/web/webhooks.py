@@ -15,7 +15,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from admin.web.common import UNAVAILABLE, parse_json, read_body, secrets_of, signed, unavailable
+from admin.web.common import UNAVAILABLE, ingest, parse_json, read_body, secrets_of, signed, unavailable
 from admin.web.spool import Spool
 from producers import deliveries
 from producers.enqueue import Producer
@@ -72,8 +72,8 @@ async def shopify(request: Request):
     event = (request.headers.get("x-shopify-event-id") or request.headers.get("x-shopify-webhook-id")
              or hashlib.sha256(raw).hexdigest())
     try:
-        return await run_in_threadpool(handle, request.app.state.producer, _options(request), "shopify",
-                                       shopify_api.FORMAT, f"{topic}:{event[:100]}", data)
+        return await ingest(request.app, handle, request.app.state.producer, _options(request), "shopify",
+                            shopify_api.FORMAT, f"{topic}:{event[:100]}", data)
     except UNAVAILABLE:
         return unavailable()
 
@@ -94,7 +94,7 @@ async def woocommerce_webhook(request: Request):
     data = parse_json(raw, settings.http_max_json_depth)
     delivery = (request.headers.get("x-wc-webhook-delivery-id") or hashlib.sha256(raw).hexdigest())[:100]
     try:
-        return await run_in_threadpool(_woo, request.app, delivery, data)
+        return await ingest(request.app, _woo, request.app, delivery, data)
     except UNAVAILABLE:
         try:
             name = await run_in_threadpool(Spool(settings.webhook_spool_dir).keep,

@@ -13,7 +13,7 @@ from tests.e2e.conftest import in_keap, order
 from tests.e2e.test_liveness import wait_for
 from tests.web.conftest import (OPERATOR, SHOPIFY_SECRET, TOKEN, WOO_SECRET, dumps, shopify_headers, shopify_order,
                                 woo_headers, woo_order)
-from tests.web.test_app import free_port, serve
+from tests.web.test_app import free_port, serve, server_log
 
 
 def redis_server(port: int, folder) -> subprocess.Popen:
@@ -107,4 +107,4 @@ def test_orders_and_webhooks_over_http_with_redis_stopped_mid_run(fleet, e2e_san
             service.wait(10)
         redis_process.terminate()
         redis_process.wait(10)
-    assert b"Traceback" not in service.stderr.read()
+    assert b"Traceback" not in server_log(service)

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,20 +23,30 @@ def free_port() -> int:
 
 def serve(env: dict[str, str], *options: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
+    # Its log goes to a file: a pipe nobody reads would fill and stop the server mid-run.
+    log = tempfile.TemporaryFile()
     process = subprocess.Popen([sys.executable, "-m", "admin.cli", "serve", "--port", str(port), *options], cwd=ROOT,
-                               env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                               env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=log)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
             requests.get(url + "/healthz", timeout=1)
+            process.log_file = log
             return process, url
         except requests.ConnectionError:
             if process.poll() is not None:
-                raise AssertionError(process.stderr.read().decode())
+                log.seek(0)
+                raise AssertionError(log.read().decode())
             time.sleep(0.1)
     process.kill()
     raise AssertionError("keap-orders serve did not answer within 30 s")
+
+
+def server_log(process: subprocess.Popen) -> bytes:
+    """What a server started by `serve` has logged so far."""
+    process.log_file.seek(0)
+    return process.log_file.read()
 
 
 def test_probes_and_the_openapi_document(redis_client, key_prefix):
@@ -60,4 +71,4 @@ def test_without_redis_it_is_alive_but_not_ready():
     finally:
         process.terminate()
         process.wait(10)
-    assert b"Traceback" not in process.stderr.read()
+    assert b"Traceback" not in server_log(process)
