@@ -6,7 +6,7 @@ SIGKILLed (main process and pool) every 2–5 s and restarted, and once the Redi
 dropped. The same run without kills comes first, for comparison. Prints orders done / failed / stalled, the
 problems `verify` finds (duplicates included) and the time to the last order. Needs Redis; loopback only.
 
-    python bench/chaos.py [--orders 300] [--no-baseline] [--kill-for SECONDS] [--defaults]
+    python bench/chaos.py [--orders 300] [--no-baseline] [--kill-for SECONDS] [--defaults] [--calm]
 
 --kill-for stops the kills after that many seconds (else they go on until the backfill ends) and prints how long
 after the last kill the last order finished, with what the unfinished orders waited for every 30 s after it;
@@ -48,7 +48,8 @@ from worker.settings import Settings  # noqa: E402
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-def run(orders: int, kill: bool, seed: int, kill_for: float | None = None, defaults: bool = False) -> dict:
+def run(orders: int, kill: bool, seed: int, kill_for: float | None = None, defaults: bool = False,
+        calm: bool = False) -> dict:
     run_id = f"chaos-{uuid.uuid4().hex[:8]}"
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
         sb = stack.enter_context(Sandbox(port=0, limits="off", seed=seed, record=bool(os.environ.get("CHAOS_RECORD")),
@@ -81,6 +82,8 @@ def run(orders: int, kill: bool, seed: int, kill_for: float | None = None, defau
         tail: list[str] = []  # after the last kill, every 30 s: what the unfinished orders wait for
         while thread.is_alive() and time.monotonic() - started < 1800:
             if not kill or (kill_for is not None and time.monotonic() - started > kill_for):
+                if calm and last_kill is not None and not tail:
+                    sb.set_faults()  # the chaos ends with the kills: what is left is recovering from it
                 if last_kill is not None and len(tail) <= (time.monotonic() - last_kill) // 30:
                     tail.append(_waiting_for(context.ledger(settings), time.monotonic() - last_kill))
                 thread.join(1)
@@ -211,11 +214,14 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true", help="only the run with kills")
     parser.add_argument("--kill-for", type=float, help="stop killing after this many seconds")
     parser.add_argument("--defaults", action="store_true", help="the production settings, not the shortened ones")
+    parser.add_argument("--calm", action="store_true",
+                        help="with --kill-for: Keap's faults (5xx, lost answers) end with the kills")
     args = parser.parse_args()
     baseline = None if args.no_baseline else run(args.orders, kill=False, seed=args.seed, defaults=args.defaults)
     if baseline:
         report("without kills", baseline)
-    chaos = run(args.orders, kill=True, seed=args.seed, kill_for=args.kill_for, defaults=args.defaults)
+    chaos = run(args.orders, kill=True, seed=args.seed, kill_for=args.kill_for, defaults=args.defaults,
+                calm=args.calm)
     report("with kills   ", chaos)
     if baseline:
         print(f"time ratio (with kills / without): {chaos['elapsed'] / baseline['elapsed']:.2f}")
