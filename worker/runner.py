@@ -239,5 +239,6 @@ def _end(ctx: StepContext, settings: Settings, run: Run, result: _Wait | _Failed
             log.info("order %s: done", ext)
         return replace(STOP, result="done" if moved else "skipped")
     following = pipeline.STEP_NAMES[pipeline.STEP_NAMES.index(run.step) + 1]
-    moved = ledger.advance(ext, token=run.token, ticket=run.ticket, step=following, start_within=stall)
+    moved = ledger.advance(ext, token=run.token, ticket=run.ticket, step=following, start_within=stall,
+                           look_in=liveness.LOOK_AFTER_SECONDS)
     return replace(NEXT, result="next") if moved else replace(STOP, result="skipped")

@@ -105,6 +105,21 @@ def test_two_steps_sent_on_their_own_at_once_are_each_seen_through(ledger, setti
     assert ledger.get("k-7").single is None and "k-7" not in dict(ledger.iter_watched())
 
 
+def test_a_worker_that_dies_between_a_step_and_sending_the_next_is_seen_within_a_minute(ledger):
+    slow = Settings(queued_stall_seconds=300, lease_seconds=1, max_redrives=2)
+    for ext, worker in (("k-8", "w-dead"), ("k-9", "w-live")):
+        ticket = queued(ledger, ext, stall=300)
+        assert ledger.received(ext, ticket, "create_order", worker, 300)
+        ledger.claim(ext, "create_order", "t", 1, ticket, STEPS)
+        # The step is done; its worker sends the next message after this (and the first one dies before it does).
+        ledger.advance(ext, token="t", ticket=ticket, step="add_items", start_within=300, look_in=0.1)
+    ledger.beat("w-live", 60)
+    time.sleep(0.2)
+    sent = Sent()
+    assert keeper.tick(ledger, slow, sent) == {"redriven": 1, "held": 1}
+    assert [(ext, step) for ext, _, step, _ in sent] == [("k-8", "add_items")]  # not after the 300 s stall time
+
+
 def test_two_keepers_at_once_send_each_due_order_once(ledger, settings):
     for i in range(40):
         queued(ledger, f"k-m{i}")

@@ -85,10 +85,14 @@ class Orders(Store):
     # The end of a run: each verb releases the run's lease (`token`) and moves the order in one script
     # (lua/end_run.lua). A chain verb (advance, retry, park, finish) returns False when the order moved on without
     # this run (another ticket) or was cancelled.
-    def advance(self, external_id: str, *, token: str, ticket: str, step: str, start_within: float) -> bool:
+    def advance(self, external_id: str, *, token: str, ticket: str, step: str, start_within: float,
+                look_in: float | None = None) -> bool:
         """The run's step is done: the order is queued at the next `step`, which must start within `start_within`
-        seconds (or the keeper sends it again); its re-drive count starts over."""
-        return self._end_run(external_id, token, ticket, "advance", step, start_within)
+        seconds (or the keeper sends it again); its re-drive count starts over. With `look_in`, the worker that held
+        this step's message holds the next one until another receives it, and the keeper looks whether it lives
+        after `look_in` seconds (it dies before sending: the order is sent again then, not after `start_within`)."""
+        return self._end_run(external_id, token, ticket, "advance", step, start_within,
+                             *([] if look_in is None else [look_in]))
 
     def retry(self, external_id: str, *, token: str, ticket: str, step: str, start_within: float) -> bool:
         """The run's step comes back through the broker (a short wait): the order is queued at `step` again."""

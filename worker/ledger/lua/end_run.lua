@@ -4,8 +4,9 @@
 --   KEYS[5] the done index
 -- ARGV[1] external id, ARGV[2] the run's lease token ('' outside a run), ARGV[3] ticket ('' = a step sent on its
 --   own, or outside a run), ARGV[4] the verb, then the verb's arguments:
---   advance        ARGV[5] the next step, ARGV[6] seconds it has to start within: queued at the next step (the
---                  finished step's time and the attempts so far are kept as `s:<step>`, as by finish)
+--   advance        ARGV[5] the next step, ARGV[6] seconds it has to start within, ARGV[7] (optional) seconds after
+--                  which the keeper looks whether the worker that sends the next message still lives: queued at the
+--                  next step, that worker its holder (the finished step's time and attempts kept as `s:<step>`)
 --   retry          ARGV[5] the same step, ARGV[6] seconds it has to start within: queued again (re-drives kept)
 --   park           ARGV[5] step, ARGV[6] until (server time), ARGV[7] reason: waiting, watched until then
 --   finish         (none): done, in the done index, no longer watched unless a step sent on its own is pending
@@ -70,8 +71,18 @@ elseif verb == 'advance' or verb == 'retry' then
   if verb == 'advance' then stamp() end
   move(KEYS[1], KEYS[2], ARGV[1], 'queued')
   redis.call('HSET', KEYS[1], 'step', ARGV[5])
-  if verb == 'advance' then redis.call('HSET', KEYS[1], 'redrives', 0) end
-  redis.call('ZADD', KEYS[3], now + tonumber(ARGV[6]), ARGV[1])
+  local watch = now + tonumber(ARGV[6])
+  if verb == 'advance' then
+    redis.call('HSET', KEYS[1], 'redrives', 0)
+    -- The worker that held this step's message sends the next one: until another worker receives it, that worker is
+    -- its holder, so its death before the message left is seen within ARGV[7] seconds, not the stall time.
+    local held, _, worker = string.match(redis.call('HGET', KEYS[1], 'holder') or '', '^(%S+) (%S+) (.+)$')
+    if held == ARGV[3] and ARGV[7] then
+      redis.call('HSET', KEYS[1], 'holder', ARGV[3] .. ' ' .. ARGV[5] .. ' ' .. worker)
+      watch = math.min(watch, now + tonumber(ARGV[7]))
+    end
+  end
+  redis.call('ZADD', KEYS[3], watch, ARGV[1])
 elseif verb == 'park' then
   move(KEYS[1], KEYS[2], ARGV[1], 'waiting')
   redis.call('HSET', KEYS[1], 'step', ARGV[5], 'parked_until', ARGV[6], 'parked_reason', ARGV[7])
