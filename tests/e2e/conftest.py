@@ -52,7 +52,19 @@ class Fleet:
             if all(s in statuses for s in found.values()):
                 return found
             time.sleep(0.2)
-        raise AssertionError(f"after {timeout}s: {self.ledger.statuses(ids)}")
+        raise AssertionError(f"after {timeout}s: {self.ledger.statuses(ids)}\n" + "\n".join(map(self.why, ids)))
+
+    def why(self, ext: str) -> str:
+        """What an unfinished order waits for, for a failing test's message (ids and times only, no customer
+        data): its status, step, attempts and re-sends, the message's holder, and when the keeper looks next."""
+        fields = {k.decode(): v.decode() for k, v in self.ledger.redis.hgetall(self.ledger.order_key(ext)).items()
+                  if k.decode() in ("status", "step", "attempts", "resends", "redrives", "ticket", "holder",
+                                    "parked_reason", "updated_at")}
+        look = self.ledger.redis.zscore(self.ledger.watch_key, ext)
+        now = self.ledger.now()
+        holder = self.ledger.holder(ext)
+        return (f"{ext}: {fields}; keeper looks in {look - now:.1f}s" if look else f"{ext}: {fields}; not watched") \
+            + f"; holder {holder} (now {now:.1f})"
 
     def close(self):
         self._stack.close()
