@@ -6,7 +6,7 @@ SIGKILLed (main process and pool) every 2–5 s and restarted, and once the Redi
 dropped. The same run without kills comes first, for comparison. Prints orders done / failed / stalled, the
 problems `verify` finds (duplicates included) and the time to the last order. Needs Redis; loopback only.
 
-    python bench/chaos.py [--orders 300] [--no-baseline] [--kill-for SECONDS] [--defaults] [--calm]
+    python bench/chaos.py [--orders 300] [--seed 3] [--no-baseline] [--kill-for SECONDS] [--defaults] [--calm]
 
 --kill-for stops the kills after that many seconds (else they go on until the backfill ends) and prints how long
 after the last kill the last order finished, with what the unfinished orders waited for every 30 s after it;
@@ -131,9 +131,13 @@ def _waiting_for(ledger, since: float) -> str:
         reason = re.sub(r"(order \S+: |\d+(\.\d+)?s?)", "", (state and state.parked_reason) or "?").strip()
         reasons[reason[:60]] = reasons.get(reason[:60], 0) + 1
     top = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items(), key=lambda x: -x[1])[:4])
-    return f"+{since:.0f}s: {ledger.count('done')} done, {left} in flight ({ledger.count('queued')} queued, " \
-           f"{ledger.count('running')} running)" \
-           + (f"; waiting: {top}" if top else "")
+    # A queued order's message: held by a live worker (prefetched, a retry's countdown), by a gone one (the keeper
+    # re-sends it within a minute), or by none yet (on its way, or lost: the stall time).
+    held = [ledger.holder(ext) for ext in ledger.ids_with_status("queued", 1000)]
+    live, gone = sum(1 for h in held if h and h.alive), sum(1 for h in held if h and not h.alive)
+    return f"+{since:.0f}s: {ledger.count('done')} done, {left} in flight ({len(held)} queued: {live} held by a " \
+           f"live worker, {gone} by a gone one, {len(held) - live - gone} by none; " \
+           f"{ledger.count('running')} running)" + (f"; waiting: {top}" if top else "")
 
 
 def _start(stack: ExitStack, env: dict, queues: str, name: str, log):

@@ -1,5 +1,6 @@
 """A worker's heartbeat in Redis and the messages it holds: the keeper re-sends a queued order whose message a dead
-worker held (prefetched, or a retry's countdown) within seconds, instead of after QUEUED_STALL_SECONDS."""
+worker held (prefetched, a retry's countdown, or the next step's message it was to send after finishing a step) within
+seconds, instead of after QUEUED_STALL_SECONDS."""
 from __future__ import annotations
 
 import logging
