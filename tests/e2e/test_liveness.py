@@ -54,14 +54,16 @@ def test_messages_a_killed_worker_held_come_back_within_a_minute_not_the_stall_t
         run.producer.enqueue_order(order(ext), "live")  # the live lane never blocks long on the limit: it waits
 
     def held_by_victim():
-        # Queued again after a first attempt, its countdown message received by the victim with over 10 s to go (the
-        # keeper's look is due 20 s after the countdown), so the victim cannot run it and send it on before its death.
+        # Every order queued with its message held by the victim (a retry's countdown after a first attempt, or
+        # prefetched), the keeper's next look at it due within 25 s (the victim received the message and told so).
         now = run.ledger.now()
-        return [ext for ext in ids if run.ledger.get(ext).status == "queued" and run.ledger.get(ext).attempts
+        states = {ext: run.ledger.get(ext) for ext in ids}
+        held = [ext for ext, state in states.items() if state.status == "queued"
                 and "victim" in getattr(run.ledger.holder(ext), "worker", "")
-                and (run.ledger.redis.zscore(run.ledger.watch_key, ext) or 0) > now + 30]
+                and (run.ledger.redis.zscore(run.ledger.watch_key, ext) or 0) <= now + 25]
+        return len(held) == len(ids) and any(state.attempts for state in states.values())
 
-    wait_for(held_by_victim, 60, "orders waiting in the victim")
+    wait_for(held_by_victim, 60, "every order held by the victim")
     os.killpg(victim.pid, signal.SIGKILL)
     victim.wait()
     started = time.monotonic()

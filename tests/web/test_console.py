@@ -21,6 +21,7 @@ from tests.conftest import REDIS_URL
 from tests.e2e.conftest import order
 
 webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import WebDriverException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.expected_conditions import staleness_of  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -105,7 +106,9 @@ class Site:
         """Click and wait for the next page (a click does not wait for the navigation it starts)."""
         page = self.browser.find_element(By.TAG_NAME, "html")
         self.browser.find_element(By.CSS_SELECTOR, css).click()
-        WebDriverWait(self.browser, 10).until(staleness_of(page))
+        # Mid-navigation chromedriver may answer "Node with given id does not belong to the document" instead of a
+        # stale element: asked again, it says stale once the old page is gone.
+        WebDriverWait(self.browser, 10, ignored_exceptions=(WebDriverException,)).until(staleness_of(page))
 
     def log_in(self, name: str):
         self.browser.delete_all_cookies()
