@@ -220,9 +220,8 @@ class Settings(BaseSettings):
     http_max_json_depth: int = Field(32, ge=4, description="Deepest JSON nesting accepted; deeper bodies get 400.")
     http_ingest_threads: int = Field(
         2, ge=1, description="Orders and deliveries one server process registers at once (the rest wait their turn, "
-        "in order). More threads only contend for the GIL and the Redis connection pool's lock: at 60 orders/s, p99 "
-        "37 ms with 1, 53 ms with 2, 2 s with 40 (bench/http_ingest.py). Run more processes (`serve --workers`) to "
-        "use more cores.",
+        "in order). More threads only contend for the GIL and the Redis connection pool's lock (figures: "
+        "docs/benchmarks.md, bench/http_ingest.py). Run more processes (`serve --workers`) to use more cores.",
     )
 
     sentry_dsn: SecretStr | None = Field(None, description="Sentry DSN; errors are reported without customer data.")

@@ -57,9 +57,9 @@ class Fleet:
     def why(self, ext: str) -> str:
         """What an unfinished order waits for, for a failing test's message (ids and times only, no customer
         data): its status, step, attempts and re-sends, the message's holder, and when the keeper looks next."""
-        fields = {k.decode(): v.decode() for k, v in self.ledger.redis.hgetall(self.ledger.order_key(ext)).items()
-                  if k.decode() in ("status", "step", "attempts", "resends", "redrives", "ticket", "holder",
-                                    "parked_reason", "updated_at")}
+        names = ("status", "step", "attempts", "resends", "redrives", "ticket", "holder", "parked_reason", "updated_at")
+        fields = {name: value.decode() for name, value in zip(names, self.ledger.redis.hmget(
+            self.ledger.order_key(ext), names)) if value is not None}
         look = self.ledger.redis.zscore(self.ledger.watch_key, ext)
         now = self.ledger.now()
         holder = self.ledger.holder(ext)
